@@ -1,0 +1,71 @@
+"""Request dependencies: database session, Redis, the calling team (bearer token)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.errors import ApiError
+from app.db.models import ApiToken
+from app.domain.crypto import hash_token
+
+bearer = HTTPBearer(auto_error=False, description="An API token from `hangar keys create`.")
+
+# last_used_at is written at most this often per token, to keep auth off the write path.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    team_id: UUID
+    team_name: str
+    token_id: UUID
+
+
+def _unauthorized(detail: str) -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        detail,
+        title="Unauthorized",
+        headers={"WWW-Authenticate": 'Bearer realm="hangar"'},
+    )
+
+
+async def get_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
+    digest = hash_token(credentials.credentials)
+    async with request.app.state.sessionmaker() as session:
+        token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if token is None or token.revoked_at is not None:
+            raise _unauthorized("The API token is unknown or revoked.")
+        now = datetime.now(UTC)
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
+            )
+            await session.commit()
+        return Caller(team_id=token.team_id, team_name=token.team.name, token_id=token.id)
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]

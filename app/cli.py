@@ -1,0 +1,207 @@
+"""The `hangar` command line: api, worker, migrate, dev, keys, simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import typer
+
+cli = typer.Typer(help="Hangar: GPU clusters on demand.", no_args_is_help=True)
+keys = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+cli.add_typer(keys, name="keys")
+
+SIM_KEY = "sim-key"
+
+
+def _settings():
+    from app.logging_setup import configure_logging
+    from app.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _database_url() -> str:
+    """DATABASE_URL, or the embedded server under HANGAR_DATA_DIR (started or attached)."""
+    settings = _settings()
+    if settings.database_url:
+        return settings.database_url
+    from app.embedded import start_postgres
+
+    return start_postgres(settings.data_dir)
+
+
+@cli.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to bind."),
+    workers: int = typer.Option(1, help="uvicorn worker processes."),
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "app.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@cli.command()
+def worker() -> None:
+    """Run an arq worker: provisioning jobs and the reconciler cron."""
+    _settings()
+    from arq.worker import run_worker
+
+    from workers.settings import WorkerSettings
+
+    run_worker(WorkerSettings)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations (alembic upgrade head)."""
+    from app.db.migrate import upgrade_head
+
+    upgrade_head(_database_url())
+    typer.echo("database is at head")
+
+
+@keys.command("create")
+def keys_create(
+    team: str = typer.Option(..., "--team", help="Team name; created if needed."),
+) -> None:
+    """Create an API token for a team. The token is printed once, alone on the last line."""
+    from app.db.session import make_engine, make_sessionmaker
+    from app.services.teams import create_token
+
+    async def run() -> str:
+        engine = make_engine(_database_url(), pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                token, plaintext = await create_token(session, team)
+                typer.echo(
+                    f"Created token {token.prefix}… for team {team!r}. It is shown only once:"
+                )
+                return plaintext
+        finally:
+            await engine.dispose()
+
+    typer.echo(asyncio.run(run()))
+
+
+@keys.command("revoke")
+def keys_revoke(
+    token: str = typer.Argument(..., help="The token, or its displayed prefix."),
+) -> None:
+    """Revoke an API token."""
+    from app.db.session import make_engine, make_sessionmaker
+    from app.services.teams import revoke_token
+
+    async def run() -> int:
+        engine = make_engine(_database_url(), pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await revoke_token(session, token)
+        finally:
+            await engine.dispose()
+
+    n = asyncio.run(run())
+    typer.echo(f"revoked {n} token(s)")
+    if n == 0:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def simulator(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8765),
+    api_key: str = typer.Option(SIM_KEY, help="Bearer key the simulator accepts."),
+    start_delay: float = typer.Option(2.0, help="Seconds from create to RUNNING."),
+) -> None:
+    """Serve the RunPod v2 simulator alone (real HTTP, pods are real SSH servers)."""
+    _settings()
+    from app.simulator import serve
+
+    serve(host=host, port=port, api_key=api_key, start_delay=start_delay)
+
+
+@cli.command()
+def dev(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    simulator_port: int = typer.Option(8765),
+) -> None:
+    """API + worker in one command; embedded Postgres/Redis and the simulator when unset."""
+    settings = _settings()
+    started = time.monotonic()
+    from app.embedded import ensure_services
+
+    db_url, redis_url = ensure_services(settings.data_dir)
+    from app.db.migrate import upgrade_head
+
+    upgrade_head(db_url)
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url)
+    children: list[subprocess.Popen] = []
+    exe = [sys.executable, "-m", "app.cli"]
+    if settings.simulated:
+        env["RUNPOD_API_URL"] = f"http://127.0.0.1:{simulator_port}/v2"
+        env["RUNPOD_API_KEY"] = SIM_KEY
+        children.append(
+            subprocess.Popen([*exe, "simulator", "--port", str(simulator_port)], env=env)
+        )
+        typer.echo(f"RunPod simulator at {env['RUNPOD_API_URL']} (no RUNPOD_API_KEY set)")
+    children.append(subprocess.Popen([*exe, "worker"], env=env))
+    children.append(subprocess.Popen([*exe, "api", "--host", host, "--port", str(port)], env=env))
+    typer.echo(f"database {db_url}\nredis {redis_url}")
+    typer.echo(
+        f"Hangar API at http://{host}:{port} (docs at /docs); ready in "
+        f"{time.monotonic() - started:.1f}s after embedded services and migrations."
+    )
+    typer.echo("Create a token with: uv run hangar keys create --team dev")
+
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stop and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.terminate()
+        for c in children:
+            try:
+                c.wait(10)
+            except subprocess.TimeoutExpired:
+                c.kill()
+    failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
+    if failed and not stop:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Tables. The database is the truth; Redis only wakes workers (DESIGN.md invariant 1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.domain.status import ClusterStatus, NodeStatus
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: TZ}
+
+
+def _uuid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    # Per-team overrides of the settings' default limits; NULL means the default.
+    max_live_nodes: Mapped[int | None]
+    max_live_clusters: Mapped[int | None]
+    max_hourly_spend: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to people; not a secret
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    team: Mapped[Team] = relationship(lazy="joined")
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    __table_args__ = (
+        Index("ix_clusters_team_created", "team_id", "created_at"),
+        Index("ix_clusters_next_check_at", "next_check_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(32), default=ClusterStatus.PENDING)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+
+    # The request, as accepted
+    gpu_type: Mapped[str] = mapped_column(String(128))  # what the caller typed
+    gpu_type_id: Mapped[str] = mapped_column(String(128))  # resolved catalog id
+    gpu_count: Mapped[int]
+    node_count: Mapped[int]
+    cloud_type: Mapped[str] = mapped_column(String(16))
+    allocation: Mapped[str] = mapped_column(String(32))
+    image: Mapped[str] = mapped_column(String(512))
+    container_disk_gb: Mapped[int]
+    volume_gb: Mapped[int]
+    volume_mount_path: Mapped[str] = mapped_column(String(255))
+    ports: Mapped[list[Any]]
+    env: Mapped[dict[str, Any]]
+    data_center_ids: Mapped[list[Any]]
+    setup: Mapped[str] = mapped_column(Text, default="")
+    ttl_seconds: Mapped[int | None]
+    max_hourly_cost: Mapped[float | None]
+    quoted_hourly_rate: Mapped[float | None]  # catalog price at acceptance
+
+    # SSH identity of the cluster: private key encrypted at rest (Fernet)
+    ssh_public_key: Mapped[str] = mapped_column(Text)
+    ssh_private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+
+    # Events get per-cluster sequence numbers assigned under this row's lock.
+    last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_check_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    ready_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # ready_at + ttl_seconds
+    delete_requested_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+
+    nodes: Mapped[list[Node]] = relationship(
+        back_populates="cluster", order_by="Node.index", lazy="selectin"
+    )
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (
+        UniqueConstraint("cluster_id", "index", name="uq_nodes_cluster_index"),
+        Index("ix_nodes_next_check_at", "next_check_at"),
+        Index("ix_nodes_pod_name", "pod_name"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
+    cluster_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    status: Mapped[str] = mapped_column(String(32), default=NodeStatus.PENDING)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+
+    # Intent before side effect: pod_name is written before the create call.
+    attempt: Mapped[int] = mapped_column(default=0)
+    candidate: Mapped[int] = mapped_column(default=0)  # index into the placement candidates
+    pod_name: Mapped[str | None] = mapped_column(String(128))
+    pod_id: Mapped[str | None] = mapped_column(String(128))
+    create_started_at: Mapped[datetime | None]
+    gpu_type_id: Mapped[str | None] = mapped_column(String(128))
+    gpu_count: Mapped[int]
+    data_center_id: Mapped[str | None] = mapped_column(String(64))
+    public_ip: Mapped[str | None] = mapped_column(String(64))
+    ssh_port: Mapped[int | None]
+    host_key: Mapped[str | None] = mapped_column(Text)  # pinned at first connection
+    hourly_rate: Mapped[float | None]
+
+    # Bootstrap progress
+    bootstrap_started_at: Mapped[datetime | None]
+    output_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_lines: Mapped[int] = mapped_column(Integer, default=0)
+    output_dropped: Mapped[int] = mapped_column(Integer, default=0)
+    exit_code: Mapped[int | None]
+
+    terminate_attempts: Mapped[int] = mapped_column(default=0)
+    next_check_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[datetime | None]  # billing start (pod RUNNING)
+    ready_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]  # billing stop (pod confirmed gone)
+
+    cluster: Mapped[Cluster] = relationship(back_populates="nodes", lazy="raise")
+
+
+class ClusterEvent(Base):
+    """Append-only. `seq` grows per cluster in commit order (assigned under the cluster lock)."""
+
+    __tablename__ = "cluster_events"
+
+    cluster_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    cluster_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    response_status: Mapped[int | None]
+    response_body: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]

@@ -1,0 +1,184 @@
+"""Typed, tolerant models of the RunPod REST v2 responses this client reads.
+
+Unknown fields are ignored and everything not needed to map a pod or a GPU type
+is optional, so an additive change on RunPod's side does not break parsing.
+The pod's `env` is deliberately not modelled: it carries keys (PUBLIC_KEY, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+# --- pods -------------------------------------------------------------------
+
+
+class PodGpu(_Model):
+    id: str
+    count: int = 1
+
+
+class SshEndpoint(_Model):
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    command: str | None = None
+
+
+class PodSsh(_Model):
+    proxy: SshEndpoint | None = None
+    direct: SshEndpoint | None = None
+
+
+class RuntimePort(_Model):
+    private: int | None = None
+    public: int | None = None
+    type: str | None = None
+    ip: str | None = None
+
+
+class PodRuntime(_Model):
+    uptime: int | None = None
+    ports: list[RuntimePort] | None = None
+
+
+class PersistentMount(_Model):
+    size: int | None = None
+    path: str | None = None
+
+
+class PodMounts(_Model):
+    persistent: PersistentMount | None = None
+
+
+class Pod(_Model):
+    """`components.schemas.Pod`."""
+
+    id: str
+    name: str = ""
+    status: str
+    actions: list[str] = Field(default_factory=list)
+    image: str | None = None
+    disk: int | None = None
+    ports: list[str] | None = None
+    mounts: PodMounts | None = None
+    gpu: PodGpu | None = None
+    cloud: str | None = None
+    data_center_id: str | None = None
+    cuda_version: str | None = None
+    ssh: PodSsh | None = None
+    cost: float = 0.0
+    locked: bool | None = None
+    runtime: PodRuntime | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _null_cost(cls, v: object) -> object:
+        return 0.0 if v is None else v
+
+
+class Pagination(_Model):
+    next_cursor: str | None = None
+    has_next_page: bool = False
+
+
+class ListPodsResponse(_Model):
+    """`components.schemas.ListPodsResponse`, plus `pagination` of the later generation."""
+
+    pods: list[Pod] = Field(default_factory=list)
+    pagination: Pagination | None = None
+
+
+# --- catalog ----------------------------------------------------------------
+
+
+class GpuPrice(_Model):
+    secure: float | None = None
+    community: float | None = None
+    serverless: float | None = None
+
+
+class GpuMaxCount(_Model):
+    secure: int | None = None
+    community: int | None = None
+
+
+class DataCenterAvailability(_Model):
+    id: str
+    name: str | None = None
+    availability: str | None = None
+
+
+class CudaVersionAvailability(_Model):
+    version: str
+    available: bool = False
+
+
+class GpuType(_Model):
+    """`components.schemas.GpuType`."""
+
+    id: str
+    name: str | None = None
+    pool: str | None = None
+    manufacturer: str | None = None
+    memory: int | None = None
+    secure: bool = False
+    community: bool = False
+    price: GpuPrice = Field(default_factory=GpuPrice)
+    max_count: GpuMaxCount = Field(default_factory=GpuMaxCount)
+    availability: str | None = None
+    data_centers: list[DataCenterAvailability] = Field(default_factory=list)
+    cuda_versions: list[CudaVersionAvailability] = Field(default_factory=list)
+
+    @field_validator("data_centers", "cuda_versions", mode="before")
+    @classmethod
+    def _null_list(cls, v: object) -> object:
+        return [] if v is None else v
+
+    @field_validator("price", "max_count", mode="before")
+    @classmethod
+    def _null_obj(cls, v: object) -> object:
+        return {} if v is None else v
+
+
+class ListGpuTypesResponse(_Model):
+    """`components.schemas.ListGpuTypesResponse`."""
+
+    gpus: list[GpuType] = Field(default_factory=list)
+
+
+# --- errors -----------------------------------------------------------------
+
+
+class ErrorResponse(_Model):
+    """`components.schemas.ErrorResponse` (problem+json)."""
+
+    title: str = ""
+    status: int | None = None
+    detail: str = ""
+    errors: list[str] = Field(default_factory=list)
+
+    @field_validator("errors", mode="before")
+    @classmethod
+    def _errors(cls, v: object) -> object:
+        if v is None:
+            return []
+        if isinstance(v, list):
+            return [x if isinstance(x, str) else str(x) for x in v]
+        return [str(v)]
+
+    @field_validator("title", "detail", mode="before")
+    @classmethod
+    def _text(cls, v: object) -> object:
+        return "" if v is None else str(v)

@@ -1,0 +1,76 @@
+"""Every setting Hangar reads, in one typed place (environment variables)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RUNPOD_API_URL = "https://api.runpod.io/v2"
+DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
+
+
+def async_database_url(url: str) -> str:
+    """Accept a plain `postgresql://` URL and use the asyncpg driver for it."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Unset: `hangar dev` and the tests start embedded servers of their own.
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+
+    runpod_api_key: SecretStr | None = Field(default=None, alias="RUNPOD_API_KEY")
+    runpod_api_url: str = Field(default=DEFAULT_RUNPOD_API_URL, alias="RUNPOD_API_URL")
+
+    # Fernet key (urlsafe base64, 32 bytes) or any passphrase, which is stretched into one.
+    secret_key: SecretStr = Field(
+        default=SecretStr("hangar-dev-insecure-secret"), alias="HANGAR_SECRET_KEY"
+    )
+
+    data_dir: Path = Field(default=Path(".hangar"), alias="HANGAR_DATA_DIR")
+    log_level: str = Field(default="INFO", alias="HANGAR_LOG_LEVEL")
+    log_json: bool = Field(default=True, alias="HANGAR_LOG_JSON")
+
+    # Pods
+    pod_name_prefix: str = Field(default="hangar", alias="HANGAR_POD_PREFIX")
+    default_image: str = Field(default=DEFAULT_IMAGE, alias="HANGAR_DEFAULT_IMAGE")
+    provision_timeout_s: float = Field(default=300.0, alias="HANGAR_PROVISION_TIMEOUT")
+    bootstrap_timeout_s: float = Field(default=600.0, alias="HANGAR_BOOTSTRAP_TIMEOUT")
+    ssh_connect_timeout_s: float = Field(default=10.0, alias="HANGAR_SSH_CONNECT_TIMEOUT")
+
+    # Work scheduling
+    poll_interval_s: float = Field(default=1.0, alias="HANGAR_POLL_INTERVAL")
+    poll_interval_max_s: float = Field(default=5.0, alias="HANGAR_POLL_INTERVAL_MAX")
+    reconcile_interval_s: int = Field(default=5, alias="HANGAR_RECONCILE_INTERVAL")
+    orphan_grace_s: float = Field(default=120.0, alias="HANGAR_ORPHAN_GRACE")
+    worker_max_jobs: int = Field(default=50, alias="HANGAR_WORKER_MAX_JOBS")
+    job_timeout_s: int = Field(default=120, alias="HANGAR_JOB_TIMEOUT")
+
+    # Per-team limits (defaults for every team)
+    max_live_nodes: int = Field(default=64, alias="HANGAR_MAX_LIVE_NODES")
+    max_live_clusters: int = Field(default=100, alias="HANGAR_MAX_LIVE_CLUSTERS")
+    max_hourly_spend: float = Field(default=500.0, alias="HANGAR_MAX_HOURLY_SPEND")
+    idempotency_ttl_s: int = Field(default=24 * 3600, alias="HANGAR_IDEMPOTENCY_TTL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg(cls, v: str | None) -> str | None:
+        return async_database_url(v) if v else v
+
+    @property
+    def simulated(self) -> bool:
+        """No RunPod key: `hangar dev` serves the simulator instead."""
+        return self.runpod_api_key is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
