@@ -64,12 +64,12 @@ def api(
 @cli.command()
 def worker() -> None:
     """Run an arq worker: provisioning jobs and the reconciler cron."""
-    _settings()
+    settings = _settings()
     from arq.worker import run_worker
 
-    from workers.settings import WorkerSettings
+    from workers.settings import worker_options
 
-    run_worker(WorkerSettings)
+    run_worker(worker_options(settings))
 
 
 @cli.command()

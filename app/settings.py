@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     runpod_api_key: SecretStr | None = Field(default=None, alias="RUNPOD_API_KEY")
     runpod_api_url: str = Field(default=DEFAULT_RUNPOD_API_URL, alias="RUNPOD_API_URL")
+    runpod_read_timeout_s: float = Field(default=30.0, alias="HANGAR_RUNPOD_READ_TIMEOUT")
+    runpod_backoff_base_s: float = Field(default=0.5, alias="HANGAR_RUNPOD_BACKOFF_BASE")
+    catalog_ttl_s: float = Field(default=60.0, alias="HANGAR_CATALOG_TTL")
 
     # Fernet key (urlsafe base64, 32 bytes) or any passphrase, which is stretched into one.
     secret_key: SecretStr = Field(
@@ -51,13 +54,16 @@ class Settings(BaseSettings):
     poll_interval_max_s: float = Field(default=5.0, alias="HANGAR_POLL_INTERVAL_MAX")
     reconcile_interval_s: int = Field(default=5, alias="HANGAR_RECONCILE_INTERVAL")
     orphan_grace_s: float = Field(default=120.0, alias="HANGAR_ORPHAN_GRACE")
+    reconcile_grace_s: float = Field(default=15.0, alias="HANGAR_RECONCILE_GRACE")
+    lease_s: float = Field(default=60.0, alias="HANGAR_LEASE_SECONDS")
+    bootstrap_step_s: float = Field(default=10.0, alias="HANGAR_BOOTSTRAP_STEP")
     worker_max_jobs: int = Field(default=50, alias="HANGAR_WORKER_MAX_JOBS")
-    job_timeout_s: int = Field(default=120, alias="HANGAR_JOB_TIMEOUT")
 
     # Per-team limits (defaults for every team)
     max_live_nodes: int = Field(default=64, alias="HANGAR_MAX_LIVE_NODES")
     max_live_clusters: int = Field(default=100, alias="HANGAR_MAX_LIVE_CLUSTERS")
     max_hourly_spend: float = Field(default=500.0, alias="HANGAR_MAX_HOURLY_SPEND")
+    sse_heartbeat_s: float = Field(default=15.0, alias="HANGAR_SSE_HEARTBEAT")
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="HANGAR_IDEMPOTENCY_TTL")
 
     @field_validator("database_url")

@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from arq import cron, func
 from arq.connections import RedisSettings
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from workers.context import shutdown, startup
+from workers.cron import reconcile, sweep_orphans
+from workers.jobs import expire_cluster, node_step, poll_starting
 
-_settings = get_settings()
+
+def _every(seconds: int) -> set[int]:
+    return set(range(0, 60, max(1, min(seconds, 30))))
 
 
-class WorkerSettings:
-    functions: list = []
-    cron_jobs: list = []
-    on_startup = startup
-    on_shutdown = shutdown
-    redis_settings = RedisSettings.from_dsn(_settings.redis_url or "redis://127.0.0.1:6379/0")
-    max_jobs = _settings.worker_max_jobs
-    job_timeout = _settings.job_timeout_s
-    # Jobs are idempotent and re-enqueued by the reconciler; arq's own retries stay short.
-    max_tries = 3
-    health_check_interval = 10
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Everything arq's Worker needs, from our settings (tests build workers from this too)."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        await startup(ctx, settings)
+
+    return dict(
+        # Results are not kept: jobs report through rows and events; job ids can be reused.
+        functions=[
+            func(node_step, keep_result=0),
+            func(poll_starting, keep_result=0),
+            func(expire_cluster, keep_result=0),
+        ],
+        cron_jobs=[
+            cron(reconcile, second=_every(settings.reconcile_interval_s), run_at_startup=True,
+                 keep_result=0, unique=True),
+            cron(sweep_orphans, second={0, 30}, keep_result=0, unique=True),
+        ],
+        on_startup=on_startup,
+        on_shutdown=shutdown,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0"),
+        max_jobs=settings.worker_max_jobs,
+        # A job must end well within its node lease, or two jobs could work on one node.
+        job_timeout=max(int(settings.lease_s) - 5, 5),
+        max_tries=3,
+        health_check_interval=10,
+        poll_delay=0.05,
+    )
+
+
+def WorkerSettings() -> dict[str, Any]:  # noqa: N802 - the name arq users look for
+    """Options for `arq.run_worker` from the environment's settings."""
+    return worker_options(get_settings())

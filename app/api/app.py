@@ -10,8 +10,11 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 
 from app.api import errors
-from app.api.routes import health
+from app.api.hub import EventHub
+from app.api.routes import clusters, events, gpu_types, health
 from app.db.session import make_engine, make_sessionmaker
+from app.providers import make_provider
+from app.services.dispatch import Dispatcher
 from app.settings import Settings, get_settings
 
 
@@ -29,9 +32,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = make_engine(settings.database_url)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
         app.state.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        app.state.dispatcher = Dispatcher(app.state.redis)
+        app.state.provider = make_provider(settings)
+        app.state.hub = EventHub(settings.redis_url)
+        await app.state.hub.start()
         try:
             yield
         finally:
+            await app.state.hub.stop()
+            await app.state.provider.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
@@ -44,4 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(clusters.router)
+    app.include_router(events.router)
+    app.include_router(gpu_types.router)
     return app

@@ -102,6 +102,9 @@ class Cluster(Base):
     ttl_seconds: Mapped[int | None]
     max_hourly_cost: Mapped[float | None]
     quoted_hourly_rate: Mapped[float | None]  # catalog price at acceptance
+    # Where to try creating pods, in order: each entry is a list of data center ids
+    # ([] = let the provider choose). A capacity error moves a node to the next entry.
+    placements: Mapped[list[Any]]
 
     # SSH identity of the cluster: private key encrypted at rest (Fernet)
     ssh_public_key: Mapped[str] = mapped_column(Text)
@@ -142,7 +145,8 @@ class Node(Base):
     candidate: Mapped[int] = mapped_column(default=0)  # index into the placement candidates
     pod_name: Mapped[str | None] = mapped_column(String(128))
     pod_id: Mapped[str | None] = mapped_column(String(128))
-    create_started_at: Mapped[datetime | None]
+    create_started_at: Mapped[datetime | None]  # this attempt's create call
+    provision_started_at: Mapped[datetime | None]  # first attempt: provision_timeout counts from here
     gpu_type_id: Mapped[str | None] = mapped_column(String(128))
     gpu_count: Mapped[int]
     data_center_id: Mapped[str | None] = mapped_column(String(64))
@@ -159,7 +163,11 @@ class Node(Base):
     exit_code: Mapped[int | None]
 
     terminate_attempts: Mapped[int] = mapped_column(default=0)
+    # When a job should next look at this node; the reconciler re-enqueues overdue nodes.
     next_check_at: Mapped[datetime | None]
+    # One job at a time works on a node: it holds this lease (short, renewed per step).
+    lease_owner: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     started_at: Mapped[datetime | None]  # billing start (pod RUNNING)
     ready_at: Mapped[datetime | None]

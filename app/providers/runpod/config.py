@@ -45,6 +45,7 @@ class RunPodConfig:
     backoff_base: float = 0.5  # seconds; attempt n waits uniform(0, min(max, base * 2**n))
     backoff_max: float = 20.0
     retry_after_max: float = 60.0  # a Retry-After above this is capped
+    retry_budget: float = 90.0  # at most this many seconds of waiting per call, then raise
 
     # Catalog cache and pod listing
     catalog_ttl: float = 60.0
@@ -55,13 +56,19 @@ class RunPodConfig:
         if not isinstance(self.api_key, SecretStr):
             object.__setattr__(self, "api_key", SecretStr(str(self.api_key)))
         if isinstance(self.data_center_ids, str | list):
-            ids = (self.data_center_ids,) if isinstance(self.data_center_ids, str) else self.data_center_ids
+            ids = (
+                (self.data_center_ids,)
+                if isinstance(self.data_center_ids, str)
+                else self.data_center_ids
+            )
             object.__setattr__(self, "data_center_ids", tuple(ids))
         if isinstance(self.ports, str | list):
             ports = (self.ports,) if isinstance(self.ports, str) else self.ports
             object.__setattr__(self, "ports", tuple(ports))
         if self.cloud_type not in ("secure", "community"):
             raise ValueError(f"cloud_type must be 'secure' or 'community', not {self.cloud_type!r}")
+        if not self.api_key.get_secret_value().strip():
+            raise ValueError("api_key must not be empty")
         if self.retry_attempts < 1:
             raise ValueError("retry_attempts must be at least 1")
         if not 1 <= self.list_page_limit <= 1000:

@@ -126,7 +126,9 @@ def error_from_response(response: httpx.Response) -> ProviderError:
     if status == 409:
         return Conflict(message, status=status)
     if status == 429:
-        return RateLimited(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return RateLimited(
+            message, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
     if status >= 500:
         return ServerError(message, status=status)
     if 400 <= status < 500:
@@ -138,7 +140,9 @@ def error_from_transport(exc: httpx.TransportError, what: str) -> TransportError
     """`ConnectFailed` when nothing was sent; otherwise a plain `TransportError`."""
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return ConnectFailed(f"{what}: could not connect to RunPod ({type(exc).__name__}: {detail})")
+        return ConnectFailed(
+            f"{what}: could not connect to RunPod ({type(exc).__name__}: {detail})"
+        )
     return TransportError(
         f"{what}: request to RunPod failed, outcome unknown ({type(exc).__name__}: {detail})"
     )

@@ -7,9 +7,18 @@ The pod's `env` is deliberately not modelled: it carries keys (PUBLIC_KEY, ...).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -22,9 +31,32 @@ class _Model(BaseModel):
 # --- pods -------------------------------------------------------------------
 
 
+def _lenient_datetime(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime | None:
+    """ISO 8601 as documented; also "2026-06-01 12:00:00.123 +0000 UTC"; else None."""
+    if value is None or value == "":
+        return None
+    try:
+        return handler(value)
+    except ValidationError:
+        pass
+    if isinstance(value, str):
+        text = re.sub(r"\s+UTC$", "", value.strip())
+        for fmt in ("%Y-%m-%d %H:%M:%S.%f %z", "%Y-%m-%d %H:%M:%S %z"):
+            try:
+                return datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+    return None
+
+
 class PodGpu(_Model):
     id: str
     count: int = 1
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _null_count(cls, v: object) -> object:
+        return 1 if v is None else v
 
 
 class SshEndpoint(_Model):
@@ -86,6 +118,11 @@ class Pod(_Model):
     @classmethod
     def _null_cost(cls, v: object) -> object:
         return 0.0 if v is None else v
+
+    @field_validator("created_at", "started_at", mode="wrap")
+    @classmethod
+    def _dates(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> datetime | None:
+        return _lenient_datetime(v, handler)
 
 
 class Pagination(_Model):

@@ -1,0 +1,44 @@
+"""The GPU catalog with prices and availability (cached from the provider)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from app.api.deps import CurrentCaller
+from app.api.errors import ApiError
+from app.api.schemas import GpuTypeOut
+from app.providers.base import ProviderError
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/gpu-types", response_model=list[GpuTypeOut],
+            summary="GPU types with per-GPU hourly prices and availability")
+async def gpu_types(
+    request: Request,
+    caller: CurrentCaller,
+    name: Annotated[str | None, Query(max_length=128, description="Substring of id or name")] = None,
+    cloud_type: Annotated[Literal["secure", "community"] | None, Query()] = None,
+) -> list[GpuTypeOut]:
+    provider = request.app.state.provider
+    try:
+        catalog = await provider.gpu_types()
+    except ProviderError as exc:
+        raise ApiError(503, "provider_unavailable",
+                       f"Could not read the GPU catalog ({exc.message}); retry shortly.",
+                       headers={"Retry-After": "5"}) from exc
+    out = []
+    for g in catalog:
+        if name and name.lower() not in f"{g.id} {g.display_name}".lower():
+            continue
+        if cloud_type and not g.offered_on(cloud_type):
+            continue
+        out.append(GpuTypeOut(
+            id=g.id, display_name=g.display_name, memory_gb=g.memory_gb, secure=g.secure,
+            community=g.community, price_secure=g.price_secure,
+            price_community=g.price_community, availability=g.availability,
+            data_centers=[{"id": d.id, "availability": d.availability} for d in g.data_centers],
+        ))
+    return out

@@ -1,0 +1,57 @@
+"""Waking workers and subscribers after a commit. Redis only wakes; rows are the truth."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from arq.connections import ArqRedis
+
+if TYPE_CHECKING:
+    from app.services.state import ClusterTx
+
+EVENTS_CHANNEL = "hangar:events"
+
+
+class Dispatcher:
+    """Enqueues arq jobs and announces new events. A lost message only delays work:
+    the reconciler re-enqueues whatever the rows say is overdue."""
+
+    def __init__(self, redis: ArqRedis, poll_tick_s: float = 0.5) -> None:
+        self.redis = redis
+        self.poll_tick_s = poll_tick_s
+
+    async def node(self, node_id: uuid.UUID, delay: float = 0.0) -> None:
+        await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None)
+
+    async def poll(self, delay: float = 0.0) -> None:
+        """One readiness poll per tick, however many nodes ask for it (the job id dedupes)."""
+        due = time.time() + max(delay, 0)
+        tick = math.ceil(due / self.poll_tick_s)
+        await self.redis.enqueue_job(
+            "poll_starting", _job_id=f"poll:{tick}", _defer_until=_ts(tick * self.poll_tick_s)
+        )
+
+    async def expire(self, cluster_id: uuid.UUID, delay: float) -> None:
+        await self.redis.enqueue_job("expire_cluster", str(cluster_id), _defer_by=max(delay, 0))
+
+    async def published(self, cluster_id: uuid.UUID, seq: int) -> None:
+        await self.redis.publish(EVENTS_CHANNEL, f"{cluster_id} {seq}")
+
+    async def after_commit(self, tx: ClusterTx) -> None:
+        if tx.last_seq:
+            await self.published(tx.cluster.id, tx.last_seq)
+        for node_id, delay in tx.wake_nodes.items():
+            await self.node(node_id, delay)
+        if tx.wake_poll is not None:
+            await self.poll(tx.wake_poll)
+        for cluster in tx.after_ready:
+            await self.expire(cluster.id, float(cluster.ttl_seconds or 0))
+
+
+def _ts(epoch: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,223 @@
+"""The one place that changes cluster and node status.
+
+Every change happens inside `locked_cluster(...)`: the cluster row is locked FOR UPDATE,
+the change is checked against the lifecycle, an event row is appended with the next
+per-cluster sequence number (so event ids grow in commit order, DESIGN.md invariant 5),
+and after the commit the event is announced on Redis and follow-up jobs are enqueued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Cluster, ClusterEvent, Node
+from app.domain.status import (
+    ClusterStatus,
+    NodeStatus,
+    Reason,
+    check_cluster_move,
+    check_node_move,
+)
+from app.services.dispatch import Dispatcher
+
+C, N = ClusterStatus, NodeStatus
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ClusterGone(Exception):
+    """The cluster row no longer exists."""
+
+
+@dataclass
+class ClusterTx:
+    """A cluster locked for one transaction, with its nodes."""
+
+    session: AsyncSession
+    cluster: Cluster
+    now: datetime = field(default_factory=utcnow)
+    last_seq: int = 0
+    wake_nodes: dict[uuid.UUID, float] = field(default_factory=dict)  # node id -> delay s
+    wake_poll: float | None = None
+    after_ready: list[Cluster] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return self.cluster.nodes
+
+    def node(self, node_id: uuid.UUID) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    # --- events ---------------------------------------------------------------
+
+    def event(self, type_: str, data: dict[str, Any]) -> int:
+        """Append an event; its seq is the cluster's next, assigned under the row lock."""
+        self.cluster.last_event_seq += 1
+        seq = self.cluster.last_event_seq
+        body = {"cluster_id": str(self.cluster.id), "at": self.now.isoformat(), **data}
+        self.session.add(ClusterEvent(cluster_id=self.cluster.id, seq=seq, type=type_, data=body))
+        self.last_seq = seq
+        return seq
+
+    def notice(self, message: str, node: Node | None = None, **extra: Any) -> None:
+        data: dict[str, Any] = {"message": message, **extra}
+        if node is not None:
+            data["node"] = node.index
+        self.event("cluster.notice", data)
+
+    # --- wake-ups after commit ------------------------------------------------
+
+    def wake(self, node: Node, delay: float = 0.0) -> None:
+        """Run a step for this node `delay` seconds from now (and record it as due)."""
+        due = self.now + timedelta(seconds=delay)
+        node.next_check_at = due
+        prev = self.wake_nodes.get(node.id)
+        self.wake_nodes[node.id] = delay if prev is None else min(prev, delay)
+
+    def poll_soon(self, delay: float) -> None:
+        self.wake_poll = delay if self.wake_poll is None else min(self.wake_poll, delay)
+
+    # --- status changes -------------------------------------------------------
+
+    def set_cluster_status(
+        self, new: ClusterStatus, reason: str | None = None, message: str | None = None
+    ) -> None:
+        c = self.cluster
+        old = ClusterStatus(c.status)
+        if old == new:
+            return
+        check_cluster_move(old, new)
+        c.status = new
+        if reason is not None:
+            c.reason, c.message = reason, message
+        if new == C.READY:
+            c.ready_at = self.now
+            if c.ttl_seconds:
+                c.expires_at = self.now + timedelta(seconds=c.ttl_seconds)
+                self.after_ready.append(c)
+        if new == C.TERMINATED:
+            c.terminated_at = self.now
+        data: dict[str, Any] = {"status": str(new)}
+        if reason:
+            data.update(reason=reason, message=message)
+        self.event(f"cluster.{new}", data)
+
+    def set_node_status(
+        self, node: Node, new: NodeStatus, reason: str | None = None, message: str | None = None
+    ) -> None:
+        old = NodeStatus(node.status)
+        if old == new:
+            return
+        check_node_move(old, new)
+        node.status = new
+        if reason is not None:
+            node.reason, node.message = reason, message
+        if new == N.READY:
+            node.ready_at = self.now
+        if new == N.TERMINATED:
+            node.terminated_at = self.now
+            node.next_check_at = None
+        data: dict[str, Any] = {"status": str(new), "node": node.index}
+        if reason:
+            data.update(reason=reason, message=message)
+        if node.pod_id:
+            data["pod_id"] = node.pod_id
+        self.event(f"node.{new}", data)
+
+    # --- composite moves ------------------------------------------------------
+
+    def fail_node(self, node: Node, reason: str, message: str) -> None:
+        """A node failed: it is torn down, and so is the whole cluster (it fails)."""
+        if NodeStatus(node.status) in (N.TERMINATING, N.TERMINATED):
+            return
+        self.set_node_status(node, N.TERMINATING, reason, message)
+        self.wake(node)
+        if not ClusterStatus(self.cluster.status).is_terminal and self.cluster.status != C.TERMINATING:
+            self.set_cluster_status(C.FAILED, reason, f"node {node.index}: {message}")
+        self.terminate_all(Reason.CLUSTER_FAILED, f"node {node.index} failed: {reason}")
+
+    def terminate_all(self, reason: str, message: str) -> None:
+        """Move every live node to terminating (and schedule its teardown)."""
+        for n in self.nodes:
+            if NodeStatus(n.status) in (N.TERMINATING, N.TERMINATED):
+                continue
+            if n.status == N.PENDING and not n.pod_name:
+                # Never asked the provider for anything: nothing to tear down.
+                self.set_node_status(n, N.TERMINATED, reason, message)
+                continue
+            self.set_node_status(n, N.TERMINATING, reason, message)
+            self.wake(n)
+
+    def request_delete(self, reason: str = Reason.DELETED, message: str = "deleted") -> None:
+        c = self.cluster
+        status = ClusterStatus(c.status)
+        if status.is_terminal or status == C.TERMINATING:
+            return
+        c.delete_requested_at = c.delete_requested_at or self.now
+        self.set_cluster_status(C.TERMINATING, reason, message)
+        self.terminate_all(reason, message)
+
+    def roll_up(self) -> None:
+        """Derive the cluster's status from its nodes after node changes."""
+        c = self.cluster
+        status = ClusterStatus(c.status)
+        nodes = self.nodes
+        if status in (C.TERMINATING, C.FAILED):
+            if all(n.status == N.TERMINATED for n in nodes):
+                if status == C.TERMINATING:
+                    self.set_cluster_status(C.TERMINATED)
+                elif c.terminated_at is None:
+                    c.terminated_at = self.now
+                    self.event("cluster.torn_down", {"status": str(status)})
+            return
+        if status.is_terminal:
+            return
+        node_statuses = {NodeStatus(n.status) for n in nodes}
+        if node_statuses == {N.READY}:
+            self.set_cluster_status(C.READY)
+            return
+        past_start = {N.BOOTSTRAPPING, N.READY}
+        if status in (C.PENDING, C.PROVISIONING) and node_statuses <= past_start:
+            if status == C.PENDING:
+                self.set_cluster_status(C.PROVISIONING)
+            self.set_cluster_status(C.BOOTSTRAPPING)
+            # Every node now has an address (HANGAR_HEAD_ADDR is known): bootstrap them all.
+            for n in nodes:
+                self.wake(n)
+            return
+        if status == C.PENDING and node_statuses & {N.CREATING, N.STARTING}:
+            self.set_cluster_status(C.PROVISIONING)
+
+
+@asynccontextmanager
+async def locked_cluster(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cluster_id: uuid.UUID,
+    dispatcher: Dispatcher | None,
+) -> AsyncIterator[ClusterTx]:
+    """Lock the cluster row, yield it with its nodes; commit, then notify and enqueue."""
+    async with sessionmaker() as session:
+        async with session.begin():
+            cluster = await session.scalar(
+                select(Cluster)
+                .where(Cluster.id == cluster_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            if cluster is None:
+                raise ClusterGone(str(cluster_id))
+            tx = ClusterTx(session=session, cluster=cluster)
+            yield tx
+            tx.roll_up()
+    if dispatcher is not None:
+        await dispatcher.after_commit(tx)

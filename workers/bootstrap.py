@@ -1,0 +1,187 @@
+"""Bootstrapping a running node over SSH: pin its host key, start the setup detached,
+collect its output into `node.output` events, and finish on its exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.db.models import Cluster, Node
+from app.domain.crypto import decrypt
+from app.domain.status import ClusterStatus, NodeStatus, Reason
+from app.services.state import ClusterTx, utcnow
+from app.ssh.bootstrap import (
+    AuthRejected,
+    BootstrapSession,
+    HostKeyChanged,
+    OutputLines,
+    SSHError,
+    SSHUnavailable,
+    pin_host_key,
+    render_script,
+)
+from workers.context import Work
+
+log = logging.getLogger("hangar.worker.bootstrap")
+N = NodeStatus
+
+MAX_LINES_PER_READ = 200  # with reads every >= 0.25 s: at most ~800 lines/s per node
+MAX_LINES_PER_NODE = 10_000
+MAX_LINE_CHARS = 1000
+
+
+async def _snapshot(w: Work, cluster_id: uuid.UUID) -> tuple[Cluster, list[Node]] | None:
+    async with w.sessionmaker() as session:
+        cluster = await session.get(Cluster, cluster_id)
+        if cluster is None:
+            return None
+        nodes = list(
+            (await session.scalars(select(Node).where(Node.cluster_id == cluster_id))).all()
+        )
+        return cluster, sorted(nodes, key=lambda n: n.index)
+
+
+def bootstrap_env(cluster: Cluster, node: Node, head_addr: str) -> dict[str, str]:
+    return {
+        **cluster.env,
+        "HANGAR_CLUSTER_ID": str(cluster.id),
+        "HANGAR_NODE_RANK": str(node.index),
+        "HANGAR_NUM_NODES": str(cluster.node_count),
+        "HANGAR_HEAD_ADDR": head_addr,
+    }
+
+
+async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> float | None:
+    """One bounded step of a node's bootstrap. Returns the delay to the next step, 0 to
+    re-read the status now, or None when the node waits for its siblings."""
+    snap = await _snapshot(w, cluster_id)
+    if snap is None:
+        return None
+    cluster, nodes = snap
+    node = next((n for n in nodes if n.id == node_id), None)
+    if node is None or node.status != N.BOOTSTRAPPING:
+        return 0
+    s = w.settings
+    since = node.bootstrap_started_at or node.started_at or node.created_at
+    if utcnow() - since > timedelta(seconds=s.bootstrap_timeout_s):
+        return await _fail(w, cluster_id, node_id, Reason.BOOTSTRAP_TIMEOUT,
+                           f"bootstrap did not finish within {s.bootstrap_timeout_s:.0f}s")
+    assert node.public_ip and node.ssh_port
+    key = decrypt(s.secret_key.get_secret_value(), cluster.ssh_private_key_enc)
+
+    if not node.host_key:
+        try:
+            host_key = await pin_host_key(
+                node.public_ip, node.ssh_port, key, timeout=s.ssh_connect_timeout_s
+            )
+        except (SSHUnavailable, AuthRejected) as exc:
+            # sshd may not be up yet on a pod that just turned RUNNING.
+            return await _later(w, cluster_id, node_id, 1.0, f"SSH not reachable yet: {exc}")
+        async with w.locked(cluster_id) as tx:
+            n = tx.node(node_id)
+            if n is None or n.status != N.BOOTSTRAPPING:
+                return 0
+            n.host_key = n.host_key or host_key
+            waiting = tx.cluster.status != ClusterStatus.BOOTSTRAPPING
+            if waiting:
+                n.next_check_at = None  # the cluster wakes every node once all have addresses
+            node = n
+        if waiting:
+            return None
+        cluster.status = ClusterStatus.BOOTSTRAPPING
+    if cluster.status != ClusterStatus.BOOTSTRAPPING:
+        return None
+
+    head = nodes[0].public_ip or ""
+    script = render_script(cluster.setup, bootstrap_env(cluster, node, head))
+    deadline = time.monotonic() + s.bootstrap_step_s
+    try:
+        async with BootstrapSession.connect(
+            node.public_ip, node.ssh_port, key, host_key=node.host_key,
+            timeout=s.ssh_connect_timeout_s,
+        ) as session:
+            if node.bootstrap_started_at is None:
+                async with w.locked(cluster_id) as tx:
+                    n = tx.node(node_id)
+                    if n is None or n.status != N.BOOTSTRAPPING:
+                        return 0
+                    n.bootstrap_started_at = n.bootstrap_started_at or tx.now
+            await session.start(script)
+            return await _follow(w, cluster_id, node_id, session, node.output_offset, deadline)
+    except HostKeyChanged as exc:
+        return await _fail(w, cluster_id, node_id, Reason.HOST_KEY_CHANGED,
+                           f"the pod's SSH host key changed since it was pinned ({exc}); "
+                           "refusing to connect")
+    except (SSHUnavailable, AuthRejected, SSHError) as exc:
+        return await _later(w, cluster_id, node_id, 2.0, f"SSH trouble: {exc}")
+
+
+async def _follow(
+    w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, session: BootstrapSession,
+    offset: int, deadline: float,
+) -> float | None:
+    """Read output until the script ends or this step's time is up."""
+    lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS)
+    interval = 0.25
+    while True:
+        progress = await session.read(lines.read_offset)
+        texts = lines.feed(progress.data, final=progress.complete)
+        async with w.locked(cluster_id) as tx:
+            node = tx.node(node_id)
+            if node is None or node.status != N.BOOTSTRAPPING or node.output_offset != offset:
+                return 0  # deleted, failed, or another job got here first
+            _emit(tx, node, texts)
+            node.output_offset = offset = lines.offset
+            if progress.complete:
+                node.exit_code = progress.exit_code
+                if progress.exit_code == 0:
+                    tx.set_node_status(node, N.READY)
+                    node.next_check_at = None
+                else:
+                    tx.fail_node(node, Reason.BOOTSTRAP_FAILED,
+                                 f"setup exited with status {progress.exit_code}")
+                return None
+            node.next_check_at = tx.now + timedelta(seconds=w.settings.reconcile_grace_s)
+        if time.monotonic() >= deadline:
+            return 0.1
+        if not progress.data:
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, 1.0)
+        else:
+            interval = 0.25
+
+
+def _emit(tx: ClusterTx, node: Node, texts: list[str]) -> None:
+    """Bounded `node.output` events: per read and per node, counting what is dropped."""
+    room = max(min(MAX_LINES_PER_READ, MAX_LINES_PER_NODE - node.output_lines), 0)
+    for text in texts[:room]:
+        tx.event("node.output", {"node": node.index, "line": text})
+    node.output_lines += min(len(texts), room)
+    dropped = len(texts) - min(len(texts), room)
+    if dropped:
+        node.output_dropped += dropped
+        tx.notice(f"dropped {dropped} output lines of node {node.index} (limits: "
+                  f"{MAX_LINES_PER_READ} per read, {MAX_LINES_PER_NODE} per node)",
+                  node=node, code="output_dropped", dropped=dropped)
+
+
+async def _fail(w: Work, cluster_id, node_id, reason: str, message: str) -> float:
+    async with w.locked(cluster_id) as tx:
+        node = tx.node(node_id)
+        if node is not None and node.status == N.BOOTSTRAPPING:
+            tx.fail_node(node, reason, message)
+    return 0
+
+
+async def _later(w: Work, cluster_id, node_id, delay: float, why: str) -> float:
+    log.info("node %s: %s; retrying in %.1fs", node_id, why, delay)
+    async with w.locked(cluster_id) as tx:
+        node = tx.node(node_id)
+        if node is not None and node.status == N.BOOTSTRAPPING:
+            node.next_check_at = tx.now + timedelta(seconds=delay)
+    return delay

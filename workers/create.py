@@ -1,0 +1,195 @@
+"""Creating a node's pod: intent first, one create per attempt, adopt what may exist."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.db.models import Cluster, Node
+from app.domain.status import NodeStatus, Reason
+from app.providers.base import (
+    AccessDenied,
+    CapacityError,
+    Pod,
+    PodSpec,
+    ProviderError,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from workers.context import Work
+
+log = logging.getLogger("hangar.worker.create")
+N = NodeStatus
+
+
+def pod_name(prefix: str, cluster_id: uuid.UUID, index: int, attempt: int) -> str:
+    """Unique per node and attempt; the prefix marks every pod Hangar owns."""
+    return f"{prefix}-{cluster_id.hex}-n{index}-a{attempt}"
+
+
+def pod_spec(cluster: Cluster, node: Node, name: str, data_centers: list[str]) -> PodSpec:
+    env = {
+        **cluster.env,
+        "PUBLIC_KEY": cluster.ssh_public_key,
+        "HANGAR_CLUSTER_ID": str(cluster.id),
+        "HANGAR_NODE_RANK": str(node.index),
+        "HANGAR_NUM_NODES": str(cluster.node_count),
+    }
+    return PodSpec(
+        name=name,
+        image=cluster.image,
+        gpu_type_id=cluster.gpu_type_id,
+        gpu_count=cluster.gpu_count,
+        cloud_type=cluster.cloud_type,  # type: ignore[arg-type]
+        container_disk_gb=cluster.container_disk_gb,
+        volume_gb=cluster.volume_gb,
+        volume_mount_path=cluster.volume_mount_path,
+        ports=tuple(cluster.ports),
+        env=env,
+        data_center_ids=tuple(data_centers),
+    )
+
+
+def retry_delay(failures: int) -> float:
+    return min(0.5 * 2 ** min(failures, 6), 30.0)
+
+
+@dataclass
+class Attempt:
+    name: str
+    spec: PodSpec
+    where: str
+
+
+async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> float | None:
+    """Move a pending/creating node to `starting` with a pod. Returns the delay to the next
+    step of this node (0: go on now), or None when another actor (the poll) takes over."""
+    async with w.locked(cluster_id) as tx:
+        node = tx.node(node_id)
+        if node is None or node.status not in (N.PENDING, N.CREATING):
+            return 0
+        if node.status == N.PENDING:
+            tx.set_node_status(node, N.CREATING)
+            node.provision_started_at = tx.now
+        maybe_created = node.pod_name if node.pod_id is None else None
+
+    if maybe_created:
+        # A previous attempt may have created the pod (crash, lost response): adopt, never duplicate.
+        try:
+            pod = await w.provider.find_pod_by_name(maybe_created)
+        except ProviderError as exc:
+            return await _retry_later(w, cluster_id, node_id, f"looking up {maybe_created}: {exc}")
+        if pod is not None:
+            return await adopt(w, cluster_id, node_id, maybe_created, pod)
+
+    while True:
+        attempt = await _next_attempt(w, cluster_id, node_id)
+        if attempt is None:
+            return 0  # failed or no longer creating: the caller re-reads the status
+        try:
+            pod = await w.provider.create_pod(attempt.spec)
+        except (CapacityError, AccessDenied) as exc:
+            async with w.locked(cluster_id) as tx:
+                node = tx.node(node_id)
+                if node is None or node.pod_name != attempt.name:
+                    return 0
+                node.candidate += 1
+                node.pod_name = None  # refused outright: no pod exists under that name
+                tx.notice(f"no capacity {attempt.where} ({exc.message}); trying the next placement",
+                          node=node, code="no_capacity_candidate")
+            continue
+        except RateLimited as exc:
+            async with w.locked(cluster_id) as tx:
+                node = tx.node(node_id)
+                if node is not None and node.pod_name == attempt.name:
+                    node.pod_name = None  # a 429 is refused before anything happens
+            delay = exc.retry_after or 1.0
+            return await _retry_later(w, cluster_id, node_id, f"rate limited: {exc.message}", delay)
+        except (ServerError, TransportError) as exc:
+            # The create may have happened: look the name up before anything else.
+            try:
+                pod = await w.provider.find_pod_by_name(attempt.name)
+            except ProviderError:
+                pod = None
+            if pod is not None:
+                return await adopt(w, cluster_id, node_id, attempt.name, pod)
+            return await _retry_later(w, cluster_id, node_id, f"create failed: {exc.message}")
+        except ProviderError as exc:
+            async with w.locked(cluster_id) as tx:
+                node = tx.node(node_id)
+                if node is not None:
+                    tx.fail_node(node, exc.reason, f"{w.provider.name} refused the pod: {exc.message}")
+            return 0
+        return await adopt(w, cluster_id, node_id, attempt.name, pod)
+
+
+async def _next_attempt(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> Attempt | None:
+    """Record the pod name of the next attempt (intent before side effect)."""
+    async with w.locked(cluster_id) as tx:
+        node, cluster = tx.node(node_id), tx.cluster
+        if node is None or node.status != N.CREATING:
+            return None
+        placements: list[list[str]] = cluster.placements or [[]]
+        if node.candidate >= len(placements):
+            tried = ", ".join("/".join(p) or "any data center" for p in placements)
+            tx.fail_node(node, Reason.NO_CAPACITY,
+                         f"no {cluster.gpu_type_id} capacity on {cluster.cloud_type} cloud ({tried})")
+            return None
+        elapsed = (tx.now - (node.provision_started_at or tx.now)).total_seconds()
+        if elapsed > w.settings.provision_timeout_s:
+            tx.fail_node(node, Reason.PROVISION_TIMEOUT,
+                         f"no pod created within {w.settings.provision_timeout_s:.0f}s")
+            return None
+        node.attempt += 1
+        name = pod_name(w.settings.pod_name_prefix, cluster.id, node.index, node.attempt)
+        node.pod_name = name
+        node.create_started_at = tx.now
+        dcs = placements[node.candidate]
+        return Attempt(
+            name=name,
+            spec=pod_spec(cluster, node, name, dcs),
+            where="in " + "/".join(dcs) if dcs else "in any data center",
+        )
+
+
+async def adopt(
+    w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, name: str, pod: Pod
+) -> float | None:
+    """Record the pod on the node; the readiness poll takes it from here."""
+    async with w.locked(cluster_id) as tx:
+        node = tx.node(node_id)
+        if node is None:
+            return None
+        if node.pod_id is None and node.pod_name == name:
+            node.pod_id = pod.id
+            node.data_center_id = pod.data_center_id
+            node.gpu_type_id = pod.gpu_type_id or node.gpu_type_id
+            if node.status == N.CREATING:
+                tx.set_node_status(node, N.STARTING)
+                node.next_check_at = tx.now + timedelta(seconds=w.settings.provision_timeout_s)
+                tx.poll_soon(w.settings.poll_interval_s / 2)
+                return None
+            return 0  # deleted meanwhile: the teardown step terminates this pod
+    # Not this node's current attempt: nobody owns the pod; terminate it now.
+    log.warning("terminating pod %s (%s): not the node's current attempt", pod.id, name)
+    try:
+        await w.provider.terminate_pod(pod.id)
+    except ProviderError:
+        pass  # the orphan sweep gets it
+    return 0
+
+
+async def _retry_later(
+    w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, why: str, delay: float | None = None
+) -> float | None:
+    async with w.locked(cluster_id) as tx:
+        node = tx.node(node_id)
+        if node is None or node.status != N.CREATING:
+            return 0
+        delay = delay if delay is not None else retry_delay(node.attempt)
+        node.next_check_at = tx.now + timedelta(seconds=delay)
+        tx.notice(f"{why}; retrying in {delay:.1f}s", node=node, code="provider_retry")
+    return delay

@@ -1,0 +1,91 @@
+"""The reconciler: re-enqueue overdue work from the rows, expire TTLs, sweep orphan pods."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from app.db.models import Cluster, Node
+from app.domain.status import ClusterStatus, NodeStatus
+from app.providers.base import ProviderError
+from app.services.state import utcnow
+from workers.context import Work, work
+
+log = logging.getLogger("hangar.worker.cron")
+N = NodeStatus
+BATCH = 1000
+
+
+async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
+    """Whatever the rows say is overdue gets a job again: lost jobs, a flushed Redis or a
+    killed worker delay work, never lose it (DESIGN.md invariant 1)."""
+    w = work(ctx)
+    now = utcnow()
+    overdue = now - timedelta(seconds=w.settings.reconcile_grace_s)
+    async with w.sessionmaker() as session:
+        nodes = (await session.execute(
+            select(Node.id, Node.status)
+            .where(Node.status.notin_([N.TERMINATED, N.READY]))
+            .where(Node.next_check_at < overdue)
+            .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
+            .limit(BATCH)
+        )).all()
+        expired = (await session.scalars(
+            select(Cluster.id).where(
+                Cluster.status == ClusterStatus.READY, Cluster.expires_at <= now
+            ).limit(BATCH)
+        )).all()
+    poll = False
+    for node_id, status in nodes:
+        if status == N.STARTING:
+            poll = True
+        else:
+            await w.dispatcher.node(node_id)
+    if poll:
+        await w.dispatcher.poll(0)
+    for cluster_id in expired:
+        await w.dispatcher.expire(cluster_id, 0)
+    if nodes or expired:
+        log.info("reconciler re-enqueued %d nodes, %d expiries", len(nodes), len(expired))
+    return {"nodes": len(nodes), "expired": len(expired)}
+
+
+async def sweep_orphans(ctx: dict[str, Any]) -> int:
+    return await sweep(work(ctx))
+
+
+async def sweep(w: Work) -> int:
+    """Terminate pods carrying Hangar's prefix that no live node owns, once they are older
+    than the grace period (a create may be in flight for a node that has not recorded it)."""
+    prefix = w.settings.pod_name_prefix + "-"
+    try:
+        pods = await w.provider.list_pods(name_prefix=prefix)
+    except ProviderError as exc:
+        log.warning("orphan sweep could not list pods: %s", exc.message)
+        return 0
+    if not pods:
+        return 0
+    async with w.sessionmaker() as session:
+        owned = (await session.execute(
+            select(Node.pod_id, Node.pod_name).where(Node.status != N.TERMINATED)
+        )).all()
+    owned_ids = {r.pod_id for r in owned if r.pod_id}
+    owned_names = {r.pod_name for r in owned if r.pod_name}
+    now = utcnow()
+    grace = timedelta(seconds=w.settings.orphan_grace_s)
+    swept = 0
+    for pod in pods:
+        if pod.is_gone or pod.id in owned_ids or pod.name in owned_names:
+            continue
+        if pod.created_at is not None and now - pod.created_at < grace:
+            continue
+        try:
+            await w.provider.terminate_pod(pod.id)
+            swept += 1
+            log.warning("terminated orphan pod %s (%s)", pod.id, pod.name)
+        except ProviderError as exc:
+            log.warning("could not terminate orphan pod %s: %s", pod.id, exc.message)
+    return swept

@@ -1,0 +1,87 @@
+"""arq job functions. Each is short and idempotent: it reads what to do from the rows."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from app.db.models import Node
+from app.domain.status import ClusterStatus, NodeStatus, Reason
+from app.services.state import ClusterGone
+from workers import leases
+from workers.bootstrap import bootstrap_step
+from workers.context import work
+from workers.create import create_step
+from workers.poll import poll_starting as _poll_starting
+from workers.teardown import teardown_step
+
+log = logging.getLogger("hangar.worker")
+N = NodeStatus
+BUSY_RETRY_S = 0.5
+MAX_INLINE_STEPS = 6
+
+
+async def node_step(ctx: dict[str, Any], node_id: str) -> str:
+    """Advance one node as far as it can go without waiting, holding the node's lease."""
+    w = work(ctx)
+    nid = uuid.UUID(node_id)
+    owner = uuid.uuid4()
+    if not await leases.acquire(w.sessionmaker, nid, owner, w.settings.lease_s):
+        # Another job works on this node; look again shortly (its result may need us).
+        await w.dispatcher.node(nid, BUSY_RETRY_S)
+        return "busy"
+    delay: float | None = None
+    try:
+        for _ in range(MAX_INLINE_STEPS):
+            async with w.sessionmaker() as session:
+                row = (await session.execute(
+                    select(Node.cluster_id, Node.status).where(Node.id == nid)
+                )).first()
+            if row is None:
+                return "gone"
+            cluster_id, status = row
+            if status in (N.PENDING, N.CREATING):
+                delay = await create_step(w, cluster_id, nid)
+            elif status == N.BOOTSTRAPPING:
+                delay = await bootstrap_step(w, cluster_id, nid)
+            elif status == N.TERMINATING:
+                delay = await teardown_step(w, cluster_id, nid)
+            elif status == N.STARTING:
+                await w.dispatcher.poll(0)  # the batched poll advances starting nodes
+                delay = None
+            else:  # ready, terminated: nothing to do
+                delay = None
+            if delay != 0:
+                break
+    except ClusterGone:
+        return "gone"
+    finally:
+        await leases.release(w.sessionmaker, nid, owner)
+    if delay:
+        await w.dispatcher.node(nid, delay)
+    return f"next in {delay}s" if delay else "done"
+
+
+async def poll_starting(ctx: dict[str, Any]) -> int:
+    """One pod list for every starting node (re-enqueues itself while any remain)."""
+    return await _poll_starting(work(ctx))
+
+
+async def expire_cluster(ctx: dict[str, Any], cluster_id: str) -> str:
+    """TTL: tear a ready cluster down once its time is up."""
+    w = work(ctx)
+    try:
+        async with w.locked(uuid.UUID(cluster_id)) as tx:
+            c = tx.cluster
+            if c.status != ClusterStatus.READY or c.expires_at is None:
+                return "not ready"
+            if c.expires_at > tx.now:
+                await w.dispatcher.expire(c.id, (c.expires_at - tx.now).total_seconds())
+                return "early"
+            tx.request_delete(Reason.TTL_EXPIRED, f"ttl of {c.ttl_seconds}s expired")
+    except ClusterGone:
+        return "gone"
+    return "expired"

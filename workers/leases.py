@@ -1,0 +1,37 @@
+"""One job at a time per node: a short lease in the node row (survives nothing but time)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Node
+
+
+async def acquire(
+    sessionmaker: async_sessionmaker[AsyncSession], node_id: uuid.UUID, owner: uuid.UUID,
+    seconds: float,
+) -> bool:
+    async with sessionmaker() as session, session.begin():
+        row = await session.execute(
+            update(Node)
+            .where(Node.id == node_id)
+            .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
+            .values(lease_owner=owner, lease_until=func.now() + timedelta(seconds=seconds))
+            .returning(Node.id)
+        )
+        return row.first() is not None
+
+
+async def release(
+    sessionmaker: async_sessionmaker[AsyncSession], node_id: uuid.UUID, owner: uuid.UUID
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Node)
+            .where(Node.id == node_id, Node.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )

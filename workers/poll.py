@@ -1,0 +1,123 @@
+"""Waiting for pods to run: one pod list per tick for every starting node, not a GET per pod."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.db.models import Node
+from app.domain.status import NodeStatus, Reason
+from app.providers.base import Pod, ProviderError
+from app.services.clusters import is_billing
+from app.services.state import ClusterGone, ClusterTx, utcnow
+from workers.context import Work
+
+log = logging.getLogger("hangar.worker.poll")
+N = NodeStatus
+
+
+def poll_delay(w: Work, oldest_age_s: float) -> float:
+    """Poll fast while pods are young (they usually start within seconds), then back off."""
+    base, cap = w.settings.poll_interval_s, w.settings.poll_interval_max_s
+    if oldest_age_s < 15:
+        return base / 2
+    if oldest_age_s < 60:
+        return base
+    return cap
+
+
+async def poll_starting(w: Work) -> int:
+    """Advance every `starting` node from one pod list. Returns how many are still starting."""
+    async with w.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(Node.id, Node.cluster_id, Node.pod_id).where(Node.status == N.STARTING)
+            )
+        ).all()
+    if not rows:
+        return 0
+    try:
+        pods = await w.provider.list_pods(name_prefix=w.settings.pod_name_prefix + "-")
+    except ProviderError as exc:
+        log.warning("pod list failed: %s; polling again shortly", exc.message)
+        await w.dispatcher.poll(w.settings.poll_interval_max_s)
+        return len(rows)
+    by_id = {p.id: p for p in pods}
+    # A pod missing from the list may be brand new or gone: ask for it alone.
+    missing = {r.pod_id for r in rows if r.pod_id and r.pod_id not in by_id}
+    for pod_id in missing:
+        try:
+            pod = await w.provider.get_pod(pod_id)
+        except ProviderError:
+            continue
+        if pod is not None:
+            by_id[pod_id] = pod
+        else:
+            by_id[pod_id] = None  # type: ignore[assignment]  # confirmed gone
+
+    by_cluster: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for r in rows:
+        by_cluster[r.cluster_id].append(r.id)
+    still_starting, oldest = 0, 0.0
+    for cluster_id, node_ids in by_cluster.items():
+        try:
+            async with w.locked(cluster_id) as tx:
+                for node_id in node_ids:
+                    node = tx.node(node_id)
+                    if node is None or node.status != N.STARTING:
+                        continue
+                    if _advance(w, tx, node, by_id) and node.status == N.STARTING:
+                        still_starting += 1
+                        age = (tx.now - (node.provision_started_at or tx.now)).total_seconds()
+                        oldest = max(oldest, age)
+        except ClusterGone:
+            continue
+    if still_starting:
+        await w.dispatcher.poll(poll_delay(w, oldest))
+    return still_starting
+
+
+def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -> bool:
+    """Apply what the provider says about this node's pod. True if it is still starting."""
+    key = node.pod_id or ""
+    if key in by_id and by_id[key] is None:
+        tx.fail_node(node, Reason.POD_EXITED, f"pod {node.pod_id} disappeared while starting")
+        return False
+    pod = by_id.get(key)
+    if pod is not None and (pod.has_failed or pod.is_gone):
+        tx.fail_node(node, Reason.POD_EXITED, f"pod {pod.id} is {pod.status} while starting")
+        return False
+    if pod is not None and pod.ssh_ready:
+        node.public_ip, node.ssh_port = pod.ssh_host, pod.ssh_port
+        node.hourly_rate = pod.cost_per_hour
+        node.started_at = pod.started_at or tx.now
+        node.data_center_id = pod.data_center_id or node.data_center_id
+        tx.set_node_status(node, N.BOOTSTRAPPING)
+        tx.wake(node)  # pin the host key now; bootstrap once every node has an address
+        _check_budget(tx)
+        return False
+    elapsed = (tx.now - (node.provision_started_at or tx.now)).total_seconds()
+    if elapsed > w.settings.provision_timeout_s:
+        what = "never got a public IP and SSH port" if pod and pod.status == "RUNNING" else (
+            f"still {pod.status}" if pod else "not visible")
+        tx.fail_node(node, Reason.PROVISION_TIMEOUT,
+                     f"pod {node.pod_id} {what} after {w.settings.provision_timeout_s:.0f}s")
+        return False
+    node.next_check_at = utcnow() + timedelta(seconds=w.settings.poll_interval_max_s)
+    return True
+
+
+def _check_budget(tx: ClusterTx) -> None:
+    """Stop before the cluster's real hourly price exceeds the caller's max_hourly_cost."""
+    c = tx.cluster
+    if c.max_hourly_cost is None:
+        return
+    rate = sum(n.hourly_rate or 0 for n in tx.nodes if is_billing(n))
+    if rate > c.max_hourly_cost + 1e-9:
+        node = next(n for n in tx.nodes if is_billing(n))
+        tx.fail_node(node, Reason.BUDGET_EXCEEDED,
+                     f"RunPod bills ${rate:.4f}/h, above max_hourly_cost ${c.max_hourly_cost:.4f}/h")
