@@ -114,6 +114,9 @@ def settings(database_url: str, db, redis_clean: str, tmp_path: Path) -> Setting
         DATABASE_URL=database_url,
         REDIS_URL=redis_clean,
         HANGAR_SECRET_KEY="test-secret",
+        # Nothing listens there: tests that need RunPod point this at a simulator.
+        RUNPOD_API_KEY="unused-key",
+        RUNPOD_API_URL="http://127.0.0.1:9/v2",
         HANGAR_DATA_DIR=str(tmp_path),
         HANGAR_LOG_JSON=False,
     )

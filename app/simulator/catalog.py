@@ -59,39 +59,86 @@ DEFAULT_GPUS: tuple[GpuModel, ...] = (
     GpuModel("NVIDIA A100 80GB PCIe", "A100 PCIe", "AMPERE_80", 80, 1.64, 1.19, 2.72, 8, 8),
     GpuModel("NVIDIA A100-SXM4-80GB", "A100 SXM", "AMPERE_80", 80, 1.74, 1.39, 2.72, 8, 8),
     GpuModel(
-        "NVIDIA H100 80GB HBM3", "H100 SXM", "ADA_80_PRO", 80, 2.69, 2.39, 4.18, 8, 8,
+        "NVIDIA H100 80GB HBM3",
+        "H100 SXM",
+        "ADA_80_PRO",
+        80,
+        2.69,
+        2.39,
+        4.18,
+        8,
+        8,
         ("12.4", "12.6", "12.8", "12.9"),
     ),
     GpuModel(
-        "NVIDIA H100 PCIe", "H100 PCIe", "ADA_80_PRO", 80, 2.39, 1.99, 4.18, 8, 4,
+        "NVIDIA H100 PCIe",
+        "H100 PCIe",
+        "ADA_80_PRO",
+        80,
+        2.39,
+        1.99,
+        4.18,
+        8,
+        4,
         ("12.4", "12.6", "12.8", "12.9"),
     ),
     # Secure only: community price is quoted but maxCount.community is 0 and no stock.
     GpuModel(
-        "NVIDIA H100 NVL", "H100 NVL", None, 94, 2.79, 2.59, None, 8, 0,
+        "NVIDIA H100 NVL",
+        "H100 NVL",
+        None,
+        94,
+        2.79,
+        2.59,
+        None,
+        8,
+        0,
         ("12.6", "12.8", "12.9"),
     ),
     GpuModel(
-        "NVIDIA L40S", "L40S", "ADA_48_PRO", 48, 0.86, 0.79, 1.33, 8, 8,
+        "NVIDIA L40S",
+        "L40S",
+        "ADA_48_PRO",
+        48,
+        0.86,
+        0.79,
+        1.33,
+        8,
+        8,
         ("12.4", "12.6", "12.8", "12.9"),
     ),
 )
 
 DEFAULT_DATA_CENTERS: tuple[DataCenterModel, ...] = (
     DataCenterModel(
-        "US-KS-2", "US Kansas 2", "NORTH_AMERICA", "US", True,
-        ("STANDARD", "HIGH_PERFORMANCE"), ("SOC_2_TYPE_2", "ISO_IEC_27001"),
+        "US-KS-2",
+        "US Kansas 2",
+        "NORTH_AMERICA",
+        "US",
+        True,
+        ("STANDARD", "HIGH_PERFORMANCE"),
+        ("SOC_2_TYPE_2", "ISO_IEC_27001"),
     ),
     DataCenterModel(
         "US-TX-3", "US Texas 3", "NORTH_AMERICA", "US", True, ("STANDARD",), ("SOC_2_TYPE_2",)
     ),
     DataCenterModel(
-        "EU-RO-1", "EU Romania 1", "EUROPE", "RO", True,
-        ("STANDARD",), ("GDPR", "ISO_IEC_27001"),
+        "EU-RO-1",
+        "EU Romania 1",
+        "EUROPE",
+        "RO",
+        True,
+        ("STANDARD",),
+        ("GDPR", "ISO_IEC_27001"),
     ),
     DataCenterModel(
-        "CA-MTL-1", "CA Montreal 1", "NORTH_AMERICA", "CA", False,
-        ("STANDARD",), ("SOC_2_TYPE_2", "RENEWABLE"),
+        "CA-MTL-1",
+        "CA Montreal 1",
+        "NORTH_AMERICA",
+        "CA",
+        False,
+        ("STANDARD",),
+        ("SOC_2_TYPE_2", "RENEWABLE"),
     ),
     DataCenterModel("EU-SE-1", "EU Sweden 1", "EUROPE", "SE", False, (), ("GDPR", "RENEWABLE")),
 )
@@ -310,9 +357,7 @@ class Catalog:
         if overall != "NONE":
             # Omitted entirely when the configuration is unavailable everywhere [S GpuType].
             body["dataCenters"] = dcs
-        body["cudaVersions"] = [
-            {"version": v, "available": overall != "NONE"} for v in versions
-        ]
+        body["cudaVersions"] = [{"version": v, "available": overall != "NONE"} for v in versions]
         return body
 
     def data_center_json(

@@ -263,8 +263,15 @@ class PodManager:
                 raise ApiError(400, f"invalid port {spec!r}: expected <port>/<tcp|http>")
 
         dc_id, cuda = self._place(
-            name, gpu.id, count, cloud, dc_ids, allowed_cuda, min_cuda,
-            bool(body.get("globalNetworking")), bool(max_count),
+            name,
+            gpu.id,
+            count,
+            cloud,
+            dc_ids,
+            allowed_cuda,
+            min_cuda,
+            bool(body.get("globalNetworking")),
+            bool(max_count),
         )
 
         env = dict(body.get("env") or {})
@@ -471,8 +478,13 @@ class PodManager:
         # Not overridable: the pod directory is the home, and the marker is how the
         # simulator finds the pod's processes to kill them.
         env.update(
-            {"HOME": str(pod.workdir), "PWD": str(pod.workdir), "USER": username,
-             "LOGNAME": username, **pod.tracker.env}
+            {
+                "HOME": str(pod.workdir),
+                "PWD": str(pod.workdir),
+                "USER": username,
+                "LOGNAME": username,
+                **pod.tracker.env,
+            }
         )
         return env
 

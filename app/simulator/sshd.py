@@ -47,9 +47,7 @@ def parse_authorized_keys(text: str | None) -> list[asyncssh.SSHKey]:
             continue
         # authorized_keys lines may carry options before the key type: start at the type.
         words = line.split()
-        start = next(
-            (i for i, w in enumerate(words) if w.startswith(("ssh-", "ecdsa-", "sk-"))), 0
-        )
+        start = next((i for i, w in enumerate(words) if w.startswith(("ssh-", "ecdsa-", "sk-"))), 0)
         try:
             keys.append(asyncssh.import_public_key(" ".join(words[start:])))
         except (asyncssh.KeyImportError, ValueError):
@@ -138,6 +136,7 @@ class PodSshServer:
         """Listen on `port` (0 or taken: a free one); returns the port."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle stalls
         try:
             sock.bind((self.host, port))
         except OSError:
@@ -246,7 +245,7 @@ class PodSshServer:
                 # anything it backgrounds, and the pod can kill the session later.
                 start_new_session=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an env name with "=" or NUL
             with contextlib.suppress(Exception):
                 process.stderr.write(f"bash: {exc}\n".encode())
                 process.exit(127)

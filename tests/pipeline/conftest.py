@@ -63,15 +63,16 @@ class RunningWorker:
         self.task = asyncio.create_task(self.worker.async_run())
 
     async def stop(self) -> None:
+        """Like a worker process ending: its loop and running jobs are cancelled."""
         if self.worker is not None:
-            self.worker.handle_sig_wait_for_completion = None  # type: ignore[attr-defined]
-            if self.task is not None:
-                self.task.cancel()
-                try:
-                    await self.task
-                except (asyncio.CancelledError, Exception):
-                    pass
-            await self.worker.close()
+            tasks = [t for t in (self.task, *self.worker.tasks.values()) if t is not None]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await self.worker.close()
+            except asyncio.CancelledError:
+                pass
         self.worker = self.task = None
 
     @property

@@ -1,0 +1,129 @@
+"""A killed worker and a job run twice do no harm: no duplicate pods, setup runs once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections import Counter
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from sqlalchemy import select
+
+from app.db.models import Node
+from tests.pipeline.conftest import events, wait_for
+from workers.context import shutdown, startup
+from workers.cron import reconcile, sweep
+from workers.jobs import expire_cluster, node_step, poll_starting
+
+
+def settings_env(settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in settings.model_dump(by_alias=True).items():
+        if value is None:
+            env.pop(key, None)
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[key] = str(value)
+    return env
+
+
+async def start_worker_process(settings) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "worker", env=settings_env(settings),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def test_worker_killed_mid_flight(hangar, sim, pipeline_settings) -> None:
+    # Creates take 1 s at the simulator, so the first kill lands while they are in flight.
+    sim.faults.latency(1.0, endpoint="create", count=2)
+    proc = await start_worker_process(pipeline_settings)
+    r = await hangar.post("/clusters", json={
+        "name": "crashy", "gpu_type": "4090", "nodes": 2,
+        "setup": "echo start >> $HOME/runs; sleep 2; echo done",
+    })
+    cid = r.json()["id"]
+    await asyncio.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+
+    proc = await start_worker_process(pipeline_settings)
+    body = await wait_for(hangar, cid, {"bootstrapping", "ready", "failed"}, timeout=30)
+    assert body["status"] != "failed", body
+    while (await hangar.get(f"/clusters/{cid}")).json()["status"] == "bootstrapping":
+        await asyncio.sleep(0.1)  # kill it again while the setup runs
+    await asyncio.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+
+    proc = await start_worker_process(pipeline_settings)
+    try:
+        body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
+        assert body["status"] == "ready", body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait()
+    per_node = Counter(p.name.rsplit("-a", 1)[0] for p in sim.all_pods())
+    assert sorted(per_node.values()) == [1, 1], per_node
+    for pod in sim.alive_pods():
+        assert (pod.workdir / "runs").read_text() == "start\n", "setup started exactly once"
+    lines = [e["data"]["line"] for e in await events(hangar, cid) if e["type"] == "node.output"]
+    assert sorted(lines) == ["done", "done"]
+
+
+async def test_each_job_twice_in_a_row(hangar, sim, pipeline_settings, db) -> None:
+    """No worker runs: we call every job function twice by hand until the cluster is ready,
+    then deleted; the outcome is the same as running each once."""
+    redis = await create_pool(RedisSettings.from_dsn(pipeline_settings.redis_url))
+    ctx: dict = {"redis": redis}
+    await startup(ctx, pipeline_settings)
+    try:
+        r = await hangar.post("/clusters", json={"name": "twice", "gpu_type": "4090", "nodes": 2,
+                                                 "setup": "echo hi", "ttl_seconds": 3600})
+        cid = uuid.UUID(r.json()["id"])
+        async with db() as session:
+            node_ids = [str(n) for n in (await session.scalars(
+                select(Node.id).where(Node.cluster_id == cid))).all()]
+
+        async def twice_each() -> None:
+            for nid in node_ids:
+                await node_step(ctx, nid)
+                await node_step(ctx, nid)
+            await poll_starting(ctx)
+            await poll_starting(ctx)
+            await reconcile(ctx)
+            await reconcile(ctx)
+            await expire_cluster(ctx, str(cid))
+            await expire_cluster(ctx, str(cid))
+
+        for _ in range(60):
+            await twice_each()
+            if (await hangar.get(f"/clusters/{cid}")).json()["status"] == "ready":
+                break
+            await asyncio.sleep(0.2)
+        body = (await hangar.get(f"/clusters/{cid}")).json()
+        assert body["status"] == "ready", body
+        assert len(sim.all_pods()) == 2 and sim.count("create_pod") == 2
+
+        await hangar.delete(f"/clusters/{cid}")
+        for _ in range(20):
+            await twice_each()
+            if (await hangar.get(f"/clusters/{cid}")).json()["status"] == "terminated":
+                break
+        assert (await hangar.get(f"/clusters/{cid}")).json()["status"] == "terminated"
+        assert sim.alive_pods() == []
+        assert await sweep(ctx["work"]) == 0
+
+        evs = await events(hangar, cid)
+        status_events = [(e["type"], e["data"].get("node")) for e in evs
+                         if e["type"] not in ("node.output", "cluster.notice")]
+        assert len(status_events) == len(set(status_events)), "no status change twice"
+        assert sorted(e["data"]["line"] for e in evs if e["type"] == "node.output") == ["hi", "hi"]
+    finally:
+        await shutdown(ctx)
+        await redis.aclose()

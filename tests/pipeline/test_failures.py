@@ -1,0 +1,191 @@
+"""Every failure path of DESIGN.md, driven through the simulator's fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import redis.asyncio as aioredis
+
+from tests.pipeline.conftest import events, wait_for
+
+PREFIX = "hangar-"
+
+
+async def create(client, **fields) -> str:
+    body = {"name": "c", "gpu_type": "NVIDIA GeForce RTX 4090", **fields}
+    r = await client.post("/clusters", json=body)
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def pods_per_node(sim) -> Counter:
+    """How many pods the simulator ever created per (cluster, node)."""
+    return Counter(p.name.rsplit("-a", 1)[0] for p in sim.all_pods())
+
+
+async def test_no_capacity_anywhere(hangar, worker, sim) -> None:
+    sim.faults.capacity(gpu_ids="NVIDIA GeForce RTX 4090")
+    cid = await create(hangar, nodes=2)
+    body = await wait_for(hangar, cid, {"failed"})
+    assert body["reason"] == "no_capacity"
+    assert all(n["status"] == "terminated" for n in body["nodes"])
+    assert sim.alive_pods() == []
+    notices = [e for e in await events(hangar, cid) if e["type"] == "cluster.notice"]
+    assert any(e["data"].get("code") == "no_capacity_candidate" for e in notices)
+
+
+async def test_capacity_in_second_data_center(hangar, worker, sim) -> None:
+    catalog = (await hangar.get("/gpu-types", params={"name": "4090"})).json()
+    rank = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
+    dcs = sorted((d for d in catalog[0]["data_centers"] if d["availability"] in rank),
+                 key=lambda d: rank[d["availability"]])
+    assert len(dcs) >= 2
+    first = dcs[0]["id"]
+    sim.faults.capacity(gpu_ids="NVIDIA GeForce RTX 4090", data_centers=first,
+                        visible_in_catalog=True)
+    cid = await create(hangar)
+    body = await wait_for(hangar, cid, {"ready", "failed"})
+    assert body["status"] == "ready", body
+    assert body["nodes"][0]["data_center_id"] != first
+    notices = [e["data"] for e in await events(hangar, cid) if e["type"] == "cluster.notice"]
+    assert [n["code"] for n in notices] == ["no_capacity_candidate"]
+    assert first in notices[0]["message"]
+    assert len(sim.alive_pods()) == 1
+
+
+async def test_rate_limits_and_server_errors(hangar, worker, sim) -> None:
+    sim.faults.rate_limit(count=3, endpoint="create", retry_after=1)
+    sim.faults.server_error(count=3, endpoint=["list_pods", "get_pod"], status=503)
+    sim.faults.server_error(count=2, endpoint="list_gpus", status=502)
+    cid = await create(hangar, nodes=2)
+    body = await wait_for(hangar, cid, {"ready", "failed"})
+    assert body["status"] == "ready", body
+    assert max(pods_per_node(sim).values()) == 1
+    assert sim.count("create_pod", status=429) == 3
+
+
+async def test_create_5xx_after_creating_is_adopted(hangar, worker, sim) -> None:
+    rule = sim.faults.lost_create(count=2, mode="drop")
+    cid = await create(hangar, nodes=2)
+    body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
+    assert body["status"] == "ready", body
+    assert rule.remaining == 0, "both creates lost their response"
+    assert sim.count("create_pod") == 2, "adopted by name, never created again"
+    per_node = pods_per_node(sim)
+    assert sorted(per_node.values()) == [1, 1], per_node
+    assert len(sim.alive_pods()) == 2
+
+
+async def test_pod_exits_while_starting(hangar, worker, sim) -> None:
+    sim.faults.pod_timing(start_delay=5.0)
+    sim.faults.exit_after(0.5, status="EXITED", count=1)
+    cid = await create(hangar, nodes=2)
+    body = await wait_for(hangar, cid, {"failed"}, timeout=10)
+    assert body["reason"] == "pod_exited", body
+    assert sim.alive_pods() == []
+
+
+async def test_pod_never_gets_ip(hangar, worker, sim, pipeline_settings) -> None:
+    sim.faults.never_ip()
+    cid = await create(hangar)
+    body = await wait_for(hangar, cid, {"failed"},
+                          timeout=pipeline_settings.provision_timeout_s + 10)
+    assert body["reason"] == "provision_timeout", body
+    assert sim.alive_pods() == []
+
+
+async def test_setup_fails(hangar, worker, sim) -> None:
+    cid = await create(hangar, nodes=2, setup='echo "about to fail"; exit 3')
+    body = await wait_for(hangar, cid, {"failed"})
+    assert body["reason"] == "bootstrap_failed", body
+    assert "status 3" in body["message"]
+    assert sim.alive_pods() == []
+    lines = [e["data"]["line"] for e in await events(hangar, cid) if e["type"] == "node.output"]
+    assert "about to fail" in lines
+
+
+async def test_host_key_changed_never_runs_setup(hangar, worker, sim) -> None:
+    sim.faults.change_host_key(name_prefix=PREFIX)
+    cid = await create(hangar, setup="touch ran-setup")
+    body = await wait_for(hangar, cid, {"failed"})
+    assert body["reason"] == "host_key_changed", body
+    assert body["nodes"][0]["reason"] == "host_key_changed"
+    assert not any((p.workdir / "ran-setup").exists() for p in sim.all_pods())
+    assert sim.alive_pods() == []
+
+
+async def test_delete_during_creation(hangar, worker, sim) -> None:
+    sim.faults.latency(1.0, endpoint="create")
+    cid = await create(hangar, nodes=3)
+    await asyncio.sleep(0.4)  # creates are in flight at the simulator
+    r = await hangar.delete(f"/clusters/{cid}")
+    assert r.status_code == 202
+    body = await wait_for(hangar, cid, {"terminated"}, timeout=20)
+    assert all(n["status"] == "terminated" for n in body["nodes"])
+    await asyncio.sleep(0.5)
+    assert sim.alive_pods() == []
+
+
+async def test_redis_flushed_mid_flight(hangar, worker, sim, pipeline_settings) -> None:
+    await worker.stop()
+    cid = await create(hangar, nodes=2)
+    r = aioredis.from_url(pipeline_settings.redis_url)
+    assert await r.zcard("arq:queue") == 2
+    await r.flushdb()  # every queued job is gone: only the rows remember the work
+    await r.aclose()
+    await worker.start()
+    body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=30)
+    assert body["status"] == "ready", body
+    assert max(pods_per_node(sim).values()) == 1
+
+
+async def test_orphan_pod_is_swept(hangar, worker, sim) -> None:
+    from app.providers import make_provider
+    from app.providers.base import PodSpec
+    from workers.cron import sweep
+
+    provider = make_provider(worker.settings)
+    try:
+        orphan = await provider.create_pod(PodSpec(
+            name="hangar-0000-n0-a1", image="img", gpu_type_id="NVIDIA GeForce RTX 4090",
+            gpu_count=1, volume_gb=0))
+        stranger = await provider.create_pod(PodSpec(
+            name="someone-else", image="img", gpu_type_id="NVIDIA GeForce RTX 4090",
+            gpu_count=1, volume_gb=0))
+        await asyncio.sleep(worker.settings.orphan_grace_s + 0.2)
+        swept = await sweep(worker.ctx["work"])
+        assert swept == 1
+        alive = {p.id for p in sim.alive_pods()}
+        assert orphan.id not in alive and stranger.id in alive
+    finally:
+        await provider.aclose()
+
+
+async def test_ttl_expires(hangar, worker, sim) -> None:
+    cid = await create(hangar, ttl_seconds=1)
+    body = await wait_for(hangar, cid, {"terminated", "failed"}, timeout=20)
+    assert body["status"] == "terminated"
+    assert body["reason"] == "ttl_expired"
+    assert sim.alive_pods() == []
+
+
+async def test_budget_refused_and_spot_rules(hangar) -> None:
+    r = await hangar.post("/clusters", json={"name": "x", "gpu_type": "4090", "nodes": 4,
+                                             "max_hourly_cost": 0.01})
+    assert r.status_code == 422
+    assert r.json()["code"] == "max_hourly_cost_exceeded"
+    r = await hangar.post("/clusters", json={"name": "x", "gpu_type": "4090", "allocation": "spot"})
+    assert r.status_code == 422 and "spot" in r.json()["detail"]
+    r = await hangar.post("/clusters", json={"name": "x", "gpu_type": "h100"})
+    assert r.status_code == 422 and r.json()["code"] == "ambiguous_gpu_type"
+    r = await hangar.post("/clusters", json={"name": "x", "gpu_type": "tpu-v5"})
+    assert r.status_code == 422 and r.json()["code"] == "unknown_gpu_type"
+
+
+async def test_spot_if_available_falls_back(hangar, worker, sim) -> None:
+    cid = await create(hangar, allocation="spot-if-available")
+    evs = await events(hangar, cid)
+    assert any(e["data"].get("code") == "spot_fallback" for e in evs)
+    body = await wait_for(hangar, cid, {"ready", "failed"})
+    assert body["status"] == "ready"
