@@ -104,7 +104,8 @@ async def hangar(pipeline_settings: Settings, db) -> AsyncIterator[httpx.AsyncCl
     await served.stop()
 
 
-async def wait_for(client: httpx.AsyncClient, cluster_id: str, statuses: set[str],
+async def wait_for(
+    client: httpx.AsyncClient, cluster_id: str, statuses: set[str],
                    timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}

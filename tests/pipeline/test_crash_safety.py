@@ -55,7 +55,7 @@ async def test_worker_killed_mid_flight(hangar, sim, pipeline_settings) -> None:
     proc = await start_worker_process(pipeline_settings)
     body = await wait_for(hangar, cid, {"bootstrapping", "ready", "failed"}, timeout=30)
     assert body["status"] != "failed", body
-    while (await hangar.get(f"/clusters/{cid}")).json()["status"] == "bootstrapping":
+    while (await hangar.get(f"/clusters/{cid}")).json()["status"] == "bootstrapping":  # noqa: ASYNC110
         await asyncio.sleep(0.1)  # kill it again while the setup runs
     await asyncio.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
