@@ -168,11 +168,10 @@ def dev(
     children.append(subprocess.Popen([*exe, "worker"], env=env))
     children.append(subprocess.Popen([*exe, "api", "--host", host, "--port", str(port)], env=env))
     typer.echo(f"database {db_url}\nredis {redis_url}")
-    typer.echo(
-        f"Hangar API at http://{host}:{port} (docs at /docs); ready in "
-        f"{time.monotonic() - started:.1f}s after embedded services and migrations."
-    )
-    typer.echo("Create a token with: uv run hangar keys create --team dev")
+    if _wait_ready(f"http://{host}:{port}/readyz", children, timeout=120):
+        typer.echo(f"Hangar API at http://{host}:{port} (docs at /docs), ready "
+                   f"{time.monotonic() - started:.1f}s after `hangar dev` started.")
+        typer.echo("Create a token with: uv run hangar keys create --team dev")
 
     stop = False
 
@@ -197,6 +196,20 @@ def dev(
     failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
     if failed and not stop:
         raise typer.Exit(1)
+
+
+def _wait_ready(url: str, children: list[subprocess.Popen], timeout: float) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(c.poll() is None for c in children):
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def main() -> None:
