@@ -4,6 +4,7 @@ set, embedded servers otherwise), a fresh database per session, clean tables per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -122,6 +123,14 @@ def settings(database_url: str, db, redis_clean: str, tmp_path: Path) -> Setting
     )
 
 
+class _QuietServer(uvicorn.Server):
+    """Leaves signal handling to pytest (a Ctrl-C should stop the run, not the server)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
 class ServedApp:
     def __init__(self, server: uvicorn.Server, task: asyncio.Task, url: str) -> None:
         self.server, self.task, self.url = server, task, url
@@ -135,8 +144,7 @@ async def serve_app(app, host: str = "127.0.0.1") -> ServedApp:
     """Serve an ASGI app with uvicorn on a free loopback port in this event loop (real HTTP)."""
     port = free_port()
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
         if server.started:

@@ -169,7 +169,8 @@ async def adopt(
             node.gpu_type_id = pod.gpu_type_id or node.gpu_type_id
             if node.status == N.CREATING:
                 tx.set_node_status(node, N.STARTING)
-                node.next_check_at = tx.now + timedelta(seconds=w.settings.provision_timeout_s)
+                # The poll pushes this forward; if its chain is lost the reconciler restarts it.
+                node.next_check_at = tx.now + timedelta(seconds=w.settings.poll_interval_max_s)
                 tx.poll_soon(w.settings.poll_interval_s / 2)
                 return None
             return 0  # deleted meanwhile: the teardown step terminates this pod
