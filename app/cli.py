@@ -23,7 +23,10 @@ def _settings():
     from app.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    secrets = [settings.secret_key.get_secret_value()]
+    if settings.runpod_api_key is not None:
+        secrets.append(settings.runpod_api_key.get_secret_value())
+    configure_logging(settings.log_level, settings.log_json, secrets=secrets)
     return settings
 
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 
 import structlog
 
+from app import redaction
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
+
+def configure_logging(
+    level: str = "INFO", json: bool = True, secrets: Iterable[str | None] = ()
+) -> None:
+    """JSON lines on stderr for structlog and stdlib loggers alike, with the request
+    context (request_id, cluster_id) merged in and secrets redacted (`secrets` adds
+    values known to this process, such as the RunPod key)."""
+    redaction.register_secrets(secrets)
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -30,6 +39,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redaction.structlog_processor,
                 renderer,
             ],
         )

@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 
 from arq import create_pool
 from arq.connections import RedisSettings
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from app.api import errors
+from app.api import docs, errors, metrics
+from app.api.deps import bind_log_context
 from app.api.hub import EventHub
+from app.api.middleware import RequestContextMiddleware
 from app.api.routes import clusters, events, gpu_types, health
+from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
 from app.providers import make_provider
 from app.services.dispatch import Dispatcher
@@ -33,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
         app.state.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
         app.state.dispatcher = Dispatcher(app.state.redis)
-        app.state.provider = make_provider(settings)
+        app.state.provider = make_provider(settings, on_request=metrics.observe_runpod)
         app.state.hub = EventHub(settings.redis_url)
         await app.state.hub.start()
         try:
@@ -48,12 +51,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Hangar",
         version="0.1.0",
         summary="GPU clusters on demand: POST a cluster, get pods that run your setup.",
+        description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",
+        dependencies=[Depends(bind_log_context)],
     )
     errors.install(app)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     app.include_router(clusters.router)
     app.include_router(events.router)
     app.include_router(gpu_types.router)
+    docs.install(app)
     return app
+
+
+DESCRIPTION = """\
+Authenticate with `Authorization: Bearer <token>` (`hangar keys create --team T`).
+A team sees only its own clusters: another team's cluster is a 404.
+
+Errors are `application/problem+json` (RFC 9457): `code` is machine-readable, `detail`
+says what to change, `errors` lists invalid fields. Every response carries an
+`X-Request-ID` (yours if you sent one); quote it when reporting a problem.
+Request bodies are limited to 1 MiB.
+"""

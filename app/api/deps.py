@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from typing import Annotated
 from uuid import UUID
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
@@ -21,6 +23,32 @@ bearer = HTTPBearer(auto_error=False, description="An API token from `hangar key
 
 # last_used_at is written at most this often per token, to keep auth off the write path.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+async def bind_log_context(request: Request) -> None:
+    """Every log line of the request carries the cluster id it is about (app-wide
+    dependency: path parameters are known once the route matched)."""
+    cluster_id = request.path_params.get("cluster_id")
+    if cluster_id is not None:
+        structlog.contextvars.bind_contextvars(cluster_id=str(cluster_id))
+
+
+async def require_json_body(request: Request) -> None:
+    """415 for a body that is not JSON (instead of a confusing 'not an object' 422)."""
+    if not await request.body():
+        return  # validation reports the missing body
+    content_type = request.headers.get("content-type", "")
+    msg = Message()
+    msg["content-type"] = content_type
+    subtype = msg.get_content_subtype()
+    if not content_type or msg.get_content_maintype() != "application" or not (
+        subtype == "json" or subtype.endswith("+json")
+    ):
+        raise ApiError(
+            415, "unsupported_media_type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+            title="Unsupported media type",
+        )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

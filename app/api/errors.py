@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.redaction import redact, redact_value
 
 log = logging.getLogger("hangar.api")
 
@@ -47,14 +51,18 @@ def problem(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://hangar.dev/problems/{code}",
-        "title": title,
+        "title": redact(title),
         "status": status,
-        "detail": detail,
+        # A detail may quote the caller's input, and a caller may paste a token anywhere.
+        "detail": redact(detail),
         "code": code,
     }
     if instance:
         body["instance"] = instance
-    body.update(extra)
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        body["request_id"] = request_id  # quote it when reporting a problem
+    body.update(redact_value(extra))
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -62,9 +70,39 @@ def not_found(what: str = "cluster") -> ApiError:
     return ApiError(404, "not_found", f"No {what} with that id belongs to your team.")
 
 
+HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request could not be read; send a JSON body that matches the schema."),
+    401: ("unauthorized", "Send an API token as 'Authorization: Bearer <token>'."),
+    404: ("not_found", "No such route; see /docs for the API."),
+    405: ("method_not_allowed", "This route does not take that method; see the Allow header."),
+    406: ("not_acceptable", "This route answers JSON; accept application/json."),
+    413: ("body_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'."),
+}
+
+
 def _loc(loc: tuple | list) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    """One validation error as `field` + `message`. Never the input value: a header or a
+    body can carry secrets, and the caller has the value already."""
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid"))
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        where = loc[1] if len(loc) > 1 else "?"
+        return {"field": "body", "message": f"the body is not valid JSON ({reason} at character {where})"}
+    if kind == "missing" and loc == ("body",):
+        return {"field": "body", "message": "a JSON object body is required"}
+    if kind == "model_attributes_type" and loc == ("body",):
+        return {"field": "body", "message": "the body must be a JSON object"}
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return {"field": _loc(loc), "message": message}
 
 
 def install(app: FastAPI) -> None:
@@ -82,10 +120,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _loc(e.get("loc", ())), "message": e.get("msg", "invalid")}
-            for e in exc.errors()
-        ]
+        errors = [_field_error(e) for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
         return problem(
             422,
@@ -98,25 +133,44 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error"
-        )
+        code, detail = HTTP_PROBLEMS.get(exc.status_code, ("http_error", str(exc.detail)))
         return problem(
             exc.status_code,
             code,
             str(exc.detail) if exc.status_code < 500 else "Server error",
-            str(exc.detail),
+            detail,
             instance=request.url.path,
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Safety net: a value the database refuses (SQLSTATE class 22: out of range, bad
+        # encoding, ...) came from the request, so it is the caller's 422, not our 500.
+        # Routes validate their inputs; reaching this is a validation gap worth fixing.
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            log.warning("database refused a request value on %s %s (sqlstate %s)",
+                        request.method, request.url.path, sqlstate)
+            return problem(
+                422, "invalid_value", "Invalid request",
+                "A value in the request is out of range or not representable; check numbers "
+                "and text for extreme values or NUL characters.",
+                instance=request.url.path,
+            )
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Logged with the traceback; the response says nothing about the cause.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method,
+                  request.url.path, exc_info=exc)
         return problem(
             500,
             "internal_error",
             "Internal server error",
             "Hangar hit an unexpected error; it has been logged. Retry, and report it if it persists.",
             instance=request.url.path,
+            # Sent outside the request middleware, which would otherwise add it.
+            headers={"X-Request-ID": request.scope.get("state", {}).get("request_id", "")},
         )

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.settings import DEFAULT_IMAGE
 
@@ -17,6 +17,10 @@ RESERVED_ENV = ("PUBLIC_KEY",)
 RESERVED_ENV_PREFIX = "HANGAR_"
 MAX_ENV_BYTES = 32 * 1024
 MAX_SETUP_BYTES = 64 * 1024
+# Control characters other than tab, newline and carriage return.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Multi-line text where tabs and newlines belong; NUL is still refused everywhere.
+FREE_TEXT_FIELDS = ("setup", "env")
 
 EXAMPLE_REQUEST = {
     "name": "train-llama",
@@ -31,9 +35,12 @@ EXAMPLE_REQUEST = {
 
 
 class ClusterCreate(BaseModel):
-    """What a caller asks for. Unknown fields are refused so typos do not pass silently."""
+    """What a caller asks for. Unknown fields are refused so typos do not pass silently, and
+    types are strict: `false` is not 0 and `"2"` is not 2."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_REQUEST]})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_REQUEST]}
+    )
 
     name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9-]+$")]
     gpu_type: Annotated[
@@ -63,7 +70,25 @@ class ClusterCreate(BaseModel):
     ] = []
     setup: Annotated[str, Field(max_length=MAX_SETUP_BYTES)] = ""
     ttl_seconds: Annotated[int | None, Field(ge=1, le=30 * 24 * 3600)] = None
-    max_hourly_cost: Annotated[float | None, Field(gt=0, le=1_000_000)] = None
+    max_hourly_cost: Annotated[
+        float | None, Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    ] = None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, v: Any, info: ValidationInfo) -> Any:
+        """No NUL anywhere (Postgres cannot store it), no control characters outside the
+        free-text fields, no unpaired surrogates (not UTF-8)."""
+        for text in _strings(v):
+            if "\x00" in text:
+                raise ValueError("contains a NUL character")
+            if info.field_name not in FREE_TEXT_FIELDS and CONTROL.search(text):
+                raise ValueError("contains a control character")
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise ValueError("contains an unpaired surrogate (not valid UTF-8)") from None
+        return v
 
     @field_validator("volume_gb")
     @classmethod
@@ -118,6 +143,16 @@ class ClusterCreate(BaseModel):
         return self
 
 
+def _strings(v: Any) -> list[str]:
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, list):
+        return [s for item in v for s in _strings(item)]
+    if isinstance(v, dict):
+        return [s for k, item in v.items() for s in (*_strings(k), *_strings(item))]
+    return []
+
+
 NodeStatusName = Literal[
     "pending", "creating", "starting", "bootstrapping", "ready", "terminating", "terminated"
 ]
@@ -141,6 +176,28 @@ class NodeOut(BaseModel):
     started_at: datetime | None
     ready_at: datetime | None
     terminated_at: datetime | None
+
+
+EXAMPLE_CLUSTER = {
+    "id": "6f1c1f52-4a57-4bb8-9d43-2f0f4f0f3c11", "name": "train-llama", "status": "ready",
+    "reason": None, "message": None, "gpu_type": "NVIDIA GeForce RTX 4090",
+    "gpu_type_requested": "RTX 4090", "gpu_count": 1, "node_count": 1, "cloud_type": "secure",
+    "allocation": "on-demand", "image": DEFAULT_IMAGE, "container_disk_gb": 50,
+    "volume_gb": 20, "volume_mount_path": "/workspace", "ports": ["22/tcp"],
+    "env": {"WANDB_PROJECT": "llama"}, "data_center_ids": [], "setup": "nvidia-smi",
+    "ttl_seconds": 3600, "max_hourly_cost": 2.0,
+    "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... hangar-train-llama",
+    "nodes": [{
+        "index": 0, "status": "ready", "reason": None, "message": None,
+        "pod_id": "hq3h1zqg3g2k1x", "public_ip": "203.0.113.7", "ssh_port": 22045,
+        "gpu_type": "NVIDIA GeForce RTX 4090", "gpu_count": 1, "data_center_id": "EU-RO-1",
+        "hourly_rate": 0.69, "started_at": "2026-11-29T10:00:05Z",
+        "ready_at": "2026-11-29T10:01:12Z", "terminated_at": None,
+    }],
+    "hourly_rate": 0.69, "accrued_cost": 0.0345, "created_at": "2026-11-29T10:00:00Z",
+    "ready_at": "2026-11-29T10:01:12Z", "expires_at": "2026-11-29T11:01:12Z",
+    "terminated_at": None,
+}
 
 
 class ClusterOut(BaseModel):
@@ -174,7 +231,8 @@ class ClusterOut(BaseModel):
     expires_at: datetime | None
     terminated_at: datetime | None
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True,
+                              json_schema_extra={"examples": [EXAMPLE_CLUSTER]})
 
 
 class ClusterPage(BaseModel):
@@ -195,12 +253,59 @@ class EventPage(BaseModel):
 
 
 class GpuTypeOut(BaseModel):
-    id: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "NVIDIA GeForce RTX 4090", "display_name": "RTX 4090", "memory_gb": 24,
+        "secure": True, "community": True, "price_secure": 0.69, "price_community": 0.44,
+        "availability": "HIGH",
+        "data_centers": [{"id": "EU-RO-1", "availability": "HIGH"}],
+    }]})
+
+    id: str = Field(description="Catalog id: what `gpu_type` resolves to")
     display_name: str
-    memory_gb: int | None
-    secure: bool
-    community: bool
-    price_secure: float | None = Field(description="USD per GPU per hour, on-demand")
-    price_community: float | None
-    availability: str | None
-    data_centers: list[dict[str, str]]
+    memory_gb: int | None = Field(description="GPU memory")
+    secure: bool = Field(description="Offered on the secure cloud")
+    community: bool = Field(description="Offered on the community cloud")
+    price_secure: float | None = Field(description="USD per GPU per hour, on-demand, secure")
+    price_community: float | None = Field(description="USD per GPU per hour, on-demand, community")
+    availability: str | None = Field(description="Best stock level: HIGH, MEDIUM, LOW or NONE")
+    data_centers: list[dict[str, str]] = Field(description="`id` and `availability` of each")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `env.MY_VAR`")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, as `application/problem+json` (RFC 9457). `code` is stable and
+    machine-readable; `detail` says what to change."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{
+                "type": "https://hangar.dev/problems/unknown_gpu_type",
+                "title": "Unknown gpu type",
+                "status": 422,
+                "detail": "gpu_type 'rtx 9999' matches no GPU type; the catalog has: ...",
+                "code": "unknown_gpu_type",
+                "instance": "/clusters",
+                "request_id": "3f0c2a0d9b7e4f7c8d1e2a3b4c5d6e7f",
+            }]
+        },
+    )
+
+    type: str = Field(description="URI naming the problem type")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong and what to do about it")
+    code: str = Field(description="Machine-readable problem code")
+    instance: str | None = Field(default=None, description="The request path")
+    request_id: str | None = Field(default=None, description="Quote it when reporting")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Invalid fields (code `invalid_request`)"
+    )
+    limit: str | None = Field(default=None, description="The team limit hit (429)")
+    candidates: list[str] | None = Field(
+        default=None, description="GPU types that match, or the catalog (422)"
+    )

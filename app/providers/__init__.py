@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from app.providers.base import Provider
 from app.settings import Settings
 
 
-def make_provider(settings: Settings, http_client: httpx.AsyncClient | None = None) -> Provider:
-    """The provider the settings describe (RunPod v2; the simulator is RunPod at another URL)."""
+def make_provider(
+    settings: Settings,
+    http_client: httpx.AsyncClient | None = None,
+    *,
+    on_request: Callable[[str, str, float], None] | None = None,
+) -> Provider:
+    """The provider the settings describe (RunPod v2; the simulator is RunPod at another URL).
+
+    `on_request(endpoint, outcome, seconds)` is called once per HTTP attempt (metrics)."""
     from app.providers.runpod import RunPodConfig, RunPodProvider
 
     if settings.runpod_api_key is None:
@@ -25,4 +34,4 @@ def make_provider(settings: Settings, http_client: httpx.AsyncClient | None = No
         provision_timeout=settings.provision_timeout_s,
         bootstrap_timeout=settings.bootstrap_timeout_s,
     )
-    return RunPodProvider(config, http_client)
+    return RunPodProvider(config, http_client, on_request=on_request)

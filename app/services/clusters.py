@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +23,7 @@ from app.providers.base import (
     Provider,
     ProviderError,
 )
+from app.services import idempotency
 from app.services.dispatch import Dispatcher
 from app.services.state import ClusterTx, locked_cluster, utcnow
 from app.settings import Settings
@@ -153,8 +156,13 @@ async def create_cluster(
     settings: Settings,
     team_id: uuid.UUID,
     req: ClusterCreate,
+    *,
+    on_accept: Callable[[AsyncSession, Cluster], Awaitable[None]] | None = None,
 ) -> Cluster:
-    """Accept a cluster: rows and first events in one transaction, then wake the workers."""
+    """Accept a cluster: rows and first events in one transaction, then wake the workers.
+
+    `on_accept(session, cluster)` runs inside that transaction, after the rows are added:
+    what it writes commits with the cluster, and if it raises nothing is created."""
     quote = await resolve_and_quote(provider, req)
     private_key, public_key = generate_keypair(comment=f"hangar-{req.name}")
     async with sessionmaker() as session:
@@ -194,8 +202,65 @@ async def create_cluster(
             for node in cluster.nodes:
                 tx.event("node.pending", {"status": "pending", "node": node.index})
                 tx.wake(node)
+            if on_accept is not None:
+                await on_accept(session, cluster)
     await dispatcher.after_commit(tx)
     return cluster
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to `POST /clusters`: a new cluster, or the replay of an earlier answer."""
+
+    status: int
+    body: dict[str, Any]
+    cluster_id: uuid.UUID | None
+    replayed: bool
+
+    @property
+    def location(self) -> str | None:
+        return f"/clusters/{self.cluster_id}" if self.cluster_id else None
+
+
+async def create_cluster_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    dispatcher: Dispatcher,
+    provider: Provider,
+    settings: Settings,
+    team_id: uuid.UUID,
+    req: ClusterCreate,
+    idempotency_key: str | None,
+) -> Accepted:
+    """`create_cluster` honouring an `Idempotency-Key` (see app/services/idempotency.py)."""
+    if idempotency_key is None:
+        cluster = await create_cluster(sessionmaker, dispatcher, provider, settings, team_id, req)
+        return Accepted(202, to_out(cluster).model_dump(mode="json"), cluster.id, False)
+
+    held = await idempotency.claim(
+        sessionmaker, team_id, idempotency_key, idempotency.request_hash(req),
+        settings.idempotency_ttl_s,
+    )
+    if isinstance(held, idempotency.Replay):
+        # JSONB keeps no key order: re-serialise so the replay is byte for byte the original.
+        original = ClusterOut.model_validate(held.body).model_dump(mode="json")
+        return Accepted(held.status, original, held.cluster_id, True)
+
+    body: dict[str, Any] = {}
+
+    async def store_answer(session: AsyncSession, cluster: Cluster) -> None:
+        body.update(to_out(cluster).model_dump(mode="json"))
+        await idempotency.answer(session, held, 202, body, cluster.id)
+
+    try:
+        cluster = await create_cluster(
+            sessionmaker, dispatcher, provider, settings, team_id, req, on_accept=store_answer
+        )
+    except BaseException:
+        # Nothing was created (or, if only the wake-up after commit failed, the answer is
+        # stored and `release` leaves it): free the key so a retry can use it.
+        await idempotency.release(sessionmaker, held)
+        raise
+    return Accepted(202, body, cluster.id, False)
 
 
 async def get_cluster(session: AsyncSession, team_id: uuid.UUID, cluster_id: uuid.UUID) -> Cluster:

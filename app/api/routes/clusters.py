@@ -7,22 +7,28 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+import structlog
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import and_, or_, select
 
-from app.api.deps import CurrentCaller, Session
+from app.api.deps import CurrentCaller, Session, require_json_body
+from app.api.docs import problems
 from app.api.errors import ApiError
-from app.api.schemas import ClusterCreate, ClusterOut, ClusterPage, ClusterStatusName
+from app.api.schemas import (
+    EXAMPLE_REQUEST,
+    ClusterCreate,
+    ClusterOut,
+    ClusterPage,
+    ClusterStatusName,
+)
 from app.db.models import Cluster
 from app.services import clusters as svc
 
 router = APIRouter(prefix="/clusters", tags=["clusters"])
 
-PROBLEM_RESPONSES = {
-    401: {"description": "Missing or unknown API token (problem+json)"},
-    404: {"description": "No such cluster for your team (problem+json)"},
-    422: {"description": "Invalid request, with what to change (problem+json)"},
-}
+# Visible ASCII: keys are compared byte for byte and end up in logs.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
 @router.post(
@@ -30,17 +36,74 @@ PROBLEM_RESPONSES = {
     status_code=202,
     response_model=ClusterOut,
     summary="Ask for a cluster of GPU pods",
-    responses={**PROBLEM_RESPONSES, 429: {"description": "A team limit would be exceeded"}},
+    description=(
+        "Validates the request, resolves `gpu_type` against the live catalog, checks the "
+        "price against `max_hourly_cost` and your team's limits, and accepts the cluster "
+        "(202 + `Location`). Pods are then created and bootstrapped in the background: "
+        "follow `GET /clusters/{id}` or its event stream.\n\n"
+        "Send an `Idempotency-Key` to make retries safe: the same key with the same body "
+        "returns the original response (header `Idempotent-Replayed: true`) for "
+        "`HANGAR_IDEMPOTENCY_TTL` seconds (24 h by default); with another body it is a 422; "
+        "while the first request is still being processed it is a 409. A request that "
+        "fails frees its key."
+    ),
+    dependencies=[Depends(require_json_body)],
+    responses={
+        202: {
+            "description": "Accepted; the cluster is being provisioned",
+            "headers": {
+                "Location": {"description": "URL of the cluster", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "`true` when this is the stored response to an earlier "
+                    "request with the same Idempotency-Key",
+                    "schema": {"type": "string"},
+                },
+            },
+        },
+        **problems(
+            401, 409, 413, 415, 422, 429, 503,
+            descriptions={
+                409: "A request with this Idempotency-Key is still in flight; retry shortly",
+                422: "Invalid request, unknown or ambiguous gpu_type, price above "
+                "max_hourly_cost, or an Idempotency-Key reused with another body",
+                429: "A team limit would be exceeded (`limit` names it)",
+                503: "The GPU catalog could not be read; retry after Retry-After",
+            },
+        ),
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"examples": {"two-nodes": {
+                "summary": "Two RTX 4090 nodes with a setup script",
+                "value": EXAMPLE_REQUEST,
+            }}}}
+        }
+    },
 )
 async def create_cluster(
-    body: ClusterCreate, request: Request, response: Response, caller: CurrentCaller
-) -> ClusterOut:
+    body: ClusterCreate,
+    request: Request,
+    caller: CurrentCaller,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="Any unique string (a UUID is a good choice), 1-255 visible ASCII "
+            "characters; retries with it return the original response.",
+        ),
+    ] = None,
+) -> JSONResponse:
     state = request.app.state
-    cluster = await svc.create_cluster(
-        state.sessionmaker, state.dispatcher, state.provider, state.settings, caller.team_id, body
+    accepted = await svc.create_cluster_once(
+        state.sessionmaker, state.dispatcher, state.provider, state.settings, caller.team_id,
+        body, idempotency_key,
     )
-    response.headers["Location"] = f"/clusters/{cluster.id}"
-    return svc.to_out(cluster)
+    structlog.contextvars.bind_contextvars(cluster_id=str(accepted.cluster_id))
+    headers = {"Location": accepted.location} if accepted.location else {}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(accepted.body, status_code=accepted.status, headers=headers)
 
 
 def _cursor(created_at: datetime, cluster_id: uuid.UUID) -> str:
@@ -52,22 +115,38 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts, cid = raw.split("|")
-        return datetime.fromisoformat(ts), uuid.UUID(cid)
+        created_at = datetime.fromisoformat(ts)
+        if created_at.tzinfo is None:
+            raise ValueError("cursor time without a zone")
+        return created_at, uuid.UUID(cid)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(422, "invalid_cursor",
                        "cursor is not one this API returned; start again without it") from exc
 
 
-@router.get("", response_model=ClusterPage, summary="Your team's clusters, newest first",
-            responses=PROBLEM_RESPONSES)
+@router.get(
+    "",
+    response_model=ClusterPage,
+    summary="Your team's clusters, newest first",
+    description="Filter by `status` (repeat it for several) and exact `name`. Pages hold "
+    "`limit` clusters; follow `next` (a URL, or null on the last page).",
+    responses=problems(401, 422),
+)
 async def list_clusters(
     request: Request,
     session: Session,
     caller: CurrentCaller,
     status: Annotated[list[ClusterStatusName] | None, Query(description="Filter by status")] = None,
-    name: Annotated[str | None, Query(max_length=63, description="Exact cluster name")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=63, pattern=r"^[a-z0-9-]+$", description="Exact cluster name"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Clusters per page")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+              description="Opaque; taken from the previous page's `next`"),
+    ] = None,
 ) -> ClusterPage:
     q = select(Cluster).where(Cluster.team_id == caller.team_id)
     if status:
@@ -89,14 +168,25 @@ async def list_clusters(
     return ClusterPage(items=[svc.to_out(c) for c in rows], next=nxt)
 
 
-@router.get("/{cluster_id}", response_model=ClusterOut, summary="One cluster with its nodes",
-            responses=PROBLEM_RESPONSES)
+@router.get(
+    "/{cluster_id}",
+    response_model=ClusterOut,
+    summary="One cluster with its nodes, hourly rate and accrued cost",
+    responses=problems(401, 404, 422),
+)
 async def get_cluster(cluster_id: uuid.UUID, session: Session, caller: CurrentCaller) -> ClusterOut:
     return svc.to_out(await svc.get_cluster(session, caller.team_id, cluster_id))
 
 
-@router.delete("/{cluster_id}", status_code=202, response_model=ClusterOut,
-               summary="Tear a cluster down (idempotent)", responses=PROBLEM_RESPONSES)
+@router.delete(
+    "/{cluster_id}",
+    status_code=202,
+    response_model=ClusterOut,
+    summary="Tear a cluster down (idempotent)",
+    description="Moves the cluster to `terminating` at any stage; the workers terminate "
+    "every pod and confirm it gone. Deleting again returns the cluster as it is.",
+    responses=problems(401, 404, 422),
+)
 async def delete_cluster(cluster_id: uuid.UUID, request: Request,
                          caller: CurrentCaller) -> ClusterOut:
     state = request.app.state

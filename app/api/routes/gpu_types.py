@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from app.api.deps import CurrentCaller
+from app.api.docs import problems
 from app.api.errors import ApiError
 from app.api.schemas import GpuTypeOut
 from app.providers.base import ProviderError
@@ -14,13 +15,27 @@ from app.providers.base import ProviderError
 router = APIRouter(tags=["catalog"])
 
 
-@router.get("/gpu-types", response_model=list[GpuTypeOut],
-            summary="GPU types with per-GPU hourly prices and availability")
+@router.get(
+    "/gpu-types",
+    response_model=list[GpuTypeOut],
+    summary="GPU types with per-GPU hourly prices and availability",
+    description="The provider's catalog (cached for `HANGAR_CATALOG_TTL` seconds). Prices "
+    "are USD per GPU per hour, on-demand; `availability` is the best stock level over data "
+    "centers (HIGH, MEDIUM, LOW, NONE).",
+    responses=problems(401, 422, 503, descriptions={503: "The catalog could not be read"}),
+)
 async def gpu_types(
     request: Request,
     caller: CurrentCaller,
-    name: Annotated[str | None, Query(max_length=128, description="Substring of id or name")] = None,
-    cloud_type: Annotated[Literal["secure", "community"] | None, Query()] = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=128, description="Case-insensitive substring of the id or the "
+              "display name, e.g. `4090` or `h100`"),
+    ] = None,
+    cloud_type: Annotated[
+        Literal["secure", "community"] | None,
+        Query(description="Only GPU types offered on this cloud"),
+    ] = None,
 ) -> list[GpuTypeOut]:
     provider = request.app.state.provider
     try:

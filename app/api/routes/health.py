@@ -8,6 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app.api.docs import problems
+from app.api.errors import problem
+
 router = APIRouter(tags=["health"])
 
 
@@ -19,7 +22,12 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Database and Redis are reachable",
-    responses={503: {"description": "A dependency is unreachable"}},
+    responses={
+        200: {"content": {"application/json": {"example": {
+            "status": "ok", "checks": {"database": "ok", "redis": "ok"}}}}},
+        **problems(503, descriptions={
+            503: "A dependency is unreachable; `checks` says which"}),
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
@@ -37,8 +45,10 @@ async def readyz(request: Request) -> JSONResponse:
             checks[name] = "ok"
         except Exception as exc:  # any failure means not ready
             checks[name] = f"unavailable: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ok", "checks": checks})
+    down = ", ".join(name for name, v in checks.items() if v != "ok")
+    return problem(
+        503, "not_ready", "Not ready", f"Unreachable: {down}.", instance=request.url.path,
+        checks=checks, headers={"Retry-After": "5"},
     )
