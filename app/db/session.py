@@ -18,6 +18,8 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Asy
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
+        # SQL parameters can hold callers' env values: keep them out of errors and logs.
+        hide_parameters=True,
     )
 
 
