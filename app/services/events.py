@@ -1,8 +1,14 @@
-"""Reading a cluster's events out of the database (the truth the stream replays from)."""
+"""Reading a cluster's events out of the database (the truth the stream replays from).
+
+Event ids (`seq`) are assigned under the cluster's row lock and committed in that order
+(DESIGN.md invariant 5), so the committed events of a cluster are always a prefix
+1..n: reading `seq > last` can never skip one that commits later.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +20,7 @@ from app.domain.status import ClusterStatus, NodeStatus
 async def events_after(
     session: AsyncSession, cluster_id: uuid.UUID, after: int, limit: int
 ) -> list[ClusterEvent]:
+    """Up to `limit` events with id > `after`, oldest first."""
     return list(
         (
             await session.scalars(
@@ -26,16 +33,37 @@ async def events_after(
     )
 
 
-async def is_finished(session: AsyncSession, cluster_id: uuid.UUID) -> bool:
-    """Terminal, and every node terminated: no event will follow."""
-    status = await session.scalar(select(Cluster.status).where(Cluster.id == cluster_id))
-    if status is None:
-        return True
-    if not ClusterStatus(status).is_terminal:
-        return False
-    live = await session.scalar(
-        select(
-            exists().where(Node.cluster_id == cluster_id, Node.status != NodeStatus.TERMINATED)
-        )
+@dataclass(frozen=True)
+class StreamState:
+    """Where a cluster's event stream stands, read in one statement (one snapshot)."""
+
+    exists: bool
+    finished: bool  # terminal, and every node terminated: no event will follow
+    last_seq: int  # the newest committed event id
+
+    def complete_at(self, last: int) -> bool:
+        """A reader that has every event up to `last` has the whole stream."""
+        return not self.exists or (self.finished and last >= self.last_seq)
+
+
+async def stream_state(session: AsyncSession, cluster_id: uuid.UUID) -> StreamState:
+    """Read this *before* the events: whatever was final then is among the rows read after,
+    so "finished" never cuts off the terminal events that committed in between."""
+    live_nodes = exists().where(
+        Node.cluster_id == Cluster.id, Node.status != NodeStatus.TERMINATED
     )
-    return not live
+    row = (
+        await session.execute(
+            select(Cluster.status, Cluster.last_event_seq, live_nodes).where(
+                Cluster.id == cluster_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return StreamState(exists=False, finished=True, last_seq=0)
+    status, last_seq, any_live = row
+    return StreamState(
+        exists=True,
+        finished=ClusterStatus(status).is_terminal and not any_live,
+        last_seq=int(last_seq or 0),
+    )
