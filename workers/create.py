@@ -19,6 +19,7 @@ from app.providers.base import (
     ServerError,
     TransportError,
 )
+from app.services.state import ClusterTx
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.create")
@@ -75,6 +76,10 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
             tx.set_node_status(node, N.CREATING)
             node.provision_started_at = tx.now
         maybe_created = node.pod_name if node.pod_id is None else None
+        # Nothing to look up: record the first attempt's name in this same transaction.
+        attempt = None if maybe_created else _plan_attempt(w, tx, node)
+        if attempt is None and not maybe_created:
+            return 0  # failed (no placement left, timed out): the caller re-reads the status
 
     if maybe_created:
         # A previous attempt may have created the pod (crash, lost response): adopt, never duplicate.
@@ -86,7 +91,8 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
             return await adopt(w, cluster_id, node_id, maybe_created, pod)
 
     while True:
-        attempt = await _next_attempt(w, cluster_id, node_id)
+        if attempt is None:
+            attempt = await _next_attempt(w, cluster_id, node_id)
         if attempt is None:
             return 0  # failed or no longer creating: the caller re-reads the status
         try:
@@ -100,6 +106,7 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
                 node.pod_name = None  # refused outright: no pod exists under that name
                 tx.notice(f"no capacity {attempt.where} ({exc.message}); trying the next placement",
                           node=node, code="no_capacity_candidate")
+            attempt = None
             continue
         except RateLimited as exc:
             async with w.locked(cluster_id) as tx:
@@ -129,30 +136,37 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
 async def _next_attempt(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> Attempt | None:
     """Record the pod name of the next attempt (intent before side effect)."""
     async with w.locked(cluster_id) as tx:
-        node, cluster = tx.node(node_id), tx.cluster
+        node = tx.node(node_id)
         if node is None or node.status != N.CREATING:
             return None
-        placements: list[list[str]] = cluster.placements or [[]]
-        if node.candidate >= len(placements):
-            tried = ", ".join("/".join(p) or "any data center" for p in placements)
-            tx.fail_node(node, Reason.NO_CAPACITY,
-                         f"no {cluster.gpu_type_id} capacity on {cluster.cloud_type} cloud ({tried})")
-            return None
-        elapsed = (tx.now - (node.provision_started_at or tx.now)).total_seconds()
-        if elapsed > w.settings.provision_timeout_s:
-            tx.fail_node(node, Reason.PROVISION_TIMEOUT,
-                         f"no pod created within {w.settings.provision_timeout_s:.0f}s")
-            return None
-        node.attempt += 1
-        name = pod_name(w.settings.pod_name_prefix, cluster.id, node.index, node.attempt)
-        node.pod_name = name
-        node.create_started_at = tx.now
-        dcs = placements[node.candidate]
-        return Attempt(
-            name=name,
-            spec=pod_spec(cluster, node, name, dcs),
-            where="in " + "/".join(dcs) if dcs else "in any data center",
-        )
+        return _plan_attempt(w, tx, node)
+
+
+def _plan_attempt(w: Work, tx: ClusterTx, node: Node) -> Attempt | None:
+    """Under the cluster lock: fail the node if no placement or time is left, else take the
+    next attempt number and write its pod name (committed before the create is sent)."""
+    cluster = tx.cluster
+    placements: list[list[str]] = cluster.placements or [[]]
+    if node.candidate >= len(placements):
+        tried = ", ".join("/".join(p) or "any data center" for p in placements)
+        tx.fail_node(node, Reason.NO_CAPACITY,
+                     f"no {cluster.gpu_type_id} capacity on {cluster.cloud_type} cloud ({tried})")
+        return None
+    elapsed = (tx.now - (node.provision_started_at or tx.now)).total_seconds()
+    if elapsed > w.settings.provision_timeout_s:
+        tx.fail_node(node, Reason.PROVISION_TIMEOUT,
+                     f"no pod created within {w.settings.provision_timeout_s:.0f}s")
+        return None
+    node.attempt += 1
+    name = pod_name(w.settings.pod_name_prefix, cluster.id, node.index, node.attempt)
+    node.pod_name = name
+    node.create_started_at = tx.now
+    dcs = placements[node.candidate]
+    return Attempt(
+        name=name,
+        spec=pod_spec(cluster, node, name, dcs),
+        where="in " + "/".join(dcs) if dcs else "in any data center",
+    )
 
 
 async def adopt(

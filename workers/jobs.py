@@ -29,19 +29,25 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
     w = work(ctx)
     nid = uuid.UUID(node_id)
     owner = uuid.uuid4()
-    if not await leases.acquire(w.sessionmaker, nid, owner, w.settings.lease_s):
+    row = await leases.acquire(w.sessionmaker, nid, owner, w.settings.lease_s)
+    if row is None:
+        async with w.sessionmaker() as session:
+            status = await session.scalar(select(Node.status).where(Node.id == nid))
+        if status is None or status == N.TERMINATED:
+            return "gone"  # deleted or finished: nothing will ever need this job again
         # Another job works on this node; look again shortly (its result may need us).
         await w.dispatcher.node(nid, BUSY_RETRY_S)
         return "busy"
     delay: float | None = None
     try:
-        for _ in range(MAX_INLINE_STEPS):
-            async with w.sessionmaker() as session:
-                row = (await session.execute(
-                    select(Node.cluster_id, Node.status).where(Node.id == nid)
-                )).first()
-            if row is None:
-                return "gone"
+        for step in range(MAX_INLINE_STEPS):
+            if step:  # the lease gave us the status for the first step
+                async with w.sessionmaker() as session:
+                    row = (await session.execute(
+                        select(Node.cluster_id, Node.status).where(Node.id == nid)
+                    )).first()
+                if row is None:
+                    return "gone"
             cluster_id, status = row
             if status in (N.PENDING, N.CREATING):
                 delay = await create_step(w, cluster_id, nid)

@@ -14,16 +14,19 @@ from app.db.models import Node
 async def acquire(
     sessionmaker: async_sessionmaker[AsyncSession], node_id: uuid.UUID, owner: uuid.UUID,
     seconds: float,
-) -> bool:
+) -> tuple[uuid.UUID, str] | None:
+    """Take the node's lease. Returns the node's (cluster id, status) as of taking it (saves
+    the job a read), or None if another job holds the lease or the node is gone."""
     async with sessionmaker() as session, session.begin():
         row = await session.execute(
             update(Node)
             .where(Node.id == node_id)
             .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
             .values(lease_owner=owner, lease_until=func.now() + timedelta(seconds=seconds))
-            .returning(Node.id)
+            .returning(Node.cluster_id, Node.status)
         )
-        return row.first() is not None
+        found = row.first()
+        return None if found is None else (found[0], found[1])
 
 
 async def release(

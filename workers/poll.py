@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.db.models import Node
 from app.domain.status import NodeStatus, Reason
@@ -32,10 +33,12 @@ def poll_delay(w: Work, oldest_age_s: float) -> float:
 
 async def poll_starting(w: Work) -> int:
     """Advance every `starting` node from one pod list. Returns how many are still starting."""
+    started = time.time()
     async with w.sessionmaker() as session:
         rows = (
             await session.execute(
-                select(Node.id, Node.cluster_id, Node.pod_id).where(Node.status == N.STARTING)
+                select(Node.id, Node.cluster_id, Node.pod_id, Node.provision_started_at,
+                       Node.next_check_at).where(Node.status == N.STARTING)
             )
         ).all()
     if not rows:
@@ -59,10 +62,23 @@ async def poll_starting(w: Work) -> int:
         else:
             by_id[pod_id] = None  # type: ignore[assignment]  # confirmed gone
 
+    # Only clusters with news are locked; nodes merely still starting get their reconciler
+    # deadline pushed in one statement (a lock per cluster per tick does not scale).
+    now = utcnow()
+    horizon = timedelta(seconds=w.settings.poll_interval_max_s)
     by_cluster: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for r in rows:
-        by_cluster[r.cluster_id].append(r.id)
+    refresh: list[uuid.UUID] = []
     still_starting, oldest = 0, 0.0
+    for r in rows:
+        if _has_news(w, r.pod_id, r.provision_started_at, by_id, now):
+            by_cluster[r.cluster_id].append(r.id)
+            continue
+        still_starting += 1
+        oldest = max(oldest, (now - (r.provision_started_at or now)).total_seconds())
+        if r.next_check_at is None or r.next_check_at - now < horizon / 2:
+            refresh.append(r.id)
+    if refresh:
+        await _push_deadlines(w, refresh, now + horizon)
     for cluster_id, node_ids in by_cluster.items():
         try:
             async with w.locked(cluster_id) as tx:
@@ -77,8 +93,36 @@ async def poll_starting(w: Work) -> int:
         except ClusterGone:
             continue
     if still_starting:
-        await w.dispatcher.poll(poll_delay(w, oldest))
+        await w.dispatcher.poll(poll_delay(w, oldest), since=started)
     return still_starting
+
+
+def _has_news(w: Work, pod_id: str | None, provision_started_at: datetime | None,
+              by_id: dict[str, Pod | None], now: datetime) -> bool:
+    """Whether `_advance` would change this node (same tests, without the lock)."""
+    key = pod_id or ""
+    if key in by_id and by_id[key] is None:
+        return True
+    pod = by_id.get(key)
+    if pod is not None and (pod.has_failed or pod.is_gone or pod.ssh_ready):
+        return True
+    elapsed = (now - (provision_started_at or now)).total_seconds()
+    return elapsed > w.settings.provision_timeout_s
+
+
+async def _push_deadlines(w: Work, node_ids: list[uuid.UUID], due: datetime) -> None:
+    """`next_check_at = due` for nodes still starting. Rows another transaction holds are
+    skipped (SKIP LOCKED): this never waits, so it cannot deadlock with a cluster's lock
+    holder, and a skipped node is simply refreshed on a later tick."""
+    locked_ids = (
+        select(Node.id)
+        .where(Node.id.in_(node_ids), Node.status == N.STARTING)
+        .with_for_update(skip_locked=True)
+    )
+    async with w.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Node).where(Node.id.in_(locked_ids)).values(next_check_at=due)
+        )
 
 
 def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -> bool:

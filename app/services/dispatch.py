@@ -26,10 +26,19 @@ class Dispatcher:
     async def node(self, node_id: uuid.UUID, delay: float = 0.0) -> None:
         await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None)
 
-    async def poll(self, delay: float = 0.0) -> None:
-        """One readiness poll per tick, however many nodes ask for it (the job id dedupes)."""
-        due = time.time() + max(delay, 0)
-        tick = math.ceil(due / self.poll_tick_s)
+    async def poll(self, delay: float = 0.0, *, since: float | None = None) -> None:
+        """One readiness poll per tick, however many nodes ask for it (the job id dedupes).
+
+        A wake-up runs on the first tick at least `delay` from now. A poll re-arming itself
+        passes `since` (when it started): the next one runs on the tick nearest `since +
+        delay`, never the tick running now (rounding up from the end of a poll would turn a
+        0.5 s cadence into 1 s)."""
+        now = time.time()
+        if since is None:
+            tick = math.ceil((now + max(delay, 0)) / self.poll_tick_s)
+        else:
+            tick = max(round((since + max(delay, 0)) / self.poll_tick_s),
+                       math.floor(now / self.poll_tick_s) + 1)
         await self.redis.enqueue_job(
             "poll_starting", _job_id=f"poll:{tick}", _defer_until=_ts(tick * self.poll_tick_s)
         )

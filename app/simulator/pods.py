@@ -31,7 +31,7 @@ import asyncssh
 from app.simulator.catalog import Catalog, matching_cuda
 from app.simulator.faults import Faults, PodFaults
 from app.simulator.problems import CAPACITY_DETAIL, ApiError
-from app.simulator.processes import MARKER_ENV, ProcessTracker, kill
+from app.simulator.processes import MARKER_ENV, ProcessTracker, Reaper, kill
 from app.simulator.sshd import PodSshServer
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ class PodManager:
         self.instance = instance or secrets.token_hex(6)
         self.account_ssh_keys: list[str] = []  # PUT /v2/account/ssh-keys, used by startSsh
         self._pods: dict[str, SimPod] = {}
+        self._reaper = Reaper()  # one /proc scan for many pods' teardowns
         self._seq = itertools.count(1)
 
     # --- queries ---------------------------------------------------------------------
@@ -495,7 +496,7 @@ class PodManager:
             server, pod.ssh = pod.ssh, None
             await server.close()
         if pod.tracker.spawned:
-            await asyncio.to_thread(pod.tracker.kill_all)
+            await self._reaper.kill(pod.tracker)
 
     # --- actions ----------------------------------------------------------------------------
 

@@ -15,10 +15,11 @@ processes forked while the scan ran.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 MARKER_ENV = "HANGAR_SIM_POD"
@@ -142,3 +143,92 @@ class ProcessTracker:
         killed = kill(self.sessions, self.needle())
         self.sessions.clear()
         return killed
+
+
+def _marker_value(pid: int, prefix: bytes) -> bytes | None:
+    """The value of the marker variable in a process's environment, or None."""
+    try:
+        data = b"\0" + (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    at = data.find(prefix)
+    if at < 0:
+        return None
+    start = at + len(prefix)
+    end = data.find(b"\0", start)
+    return data[start:] if end < 0 else data[start:end]
+
+
+def kill_many(trackers: Iterable[ProcessTracker], *, passes: int = 5) -> list[int]:
+    """`kill_all` for several pods with one /proc scan per pass (each scan reads every
+    process's stat and environ, so scanning once per pod made mass teardowns slow)."""
+    trackers = [t for t in trackers if t.spawned]
+    if not trackers:
+        return []
+    sessions: set[int] = set().union(*(t.sessions for t in trackers))
+    markers = {t.marker_value.encode() for t in trackers}
+    prefix = f"\0{MARKER_ENV}=".encode()
+    killed: list[int] = []
+    if not _PROC.is_dir():
+        killed = kill(sessions, None)
+    else:
+        me = os.getpid()
+        for _ in range(passes):
+            found = []
+            for pid in _pids():
+                if pid == me:
+                    continue
+                fields = _stat_fields(pid)
+                if fields is None or fields[0] in ("Z", "X"):
+                    continue
+                if fields[1] in sessions or _marker_value(pid, prefix) in markers:
+                    found.append(pid)
+            if not found:
+                break
+            for pid in found:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except OSError:
+                    pass
+            time.sleep(0.01)
+    for t in trackers:
+        t.sessions.clear()
+    return killed
+
+
+class Reaper:
+    """Kills pods' processes in batches: concurrent requests (a mass DELETE) share one scan.
+
+    `await reaper.kill(tracker)` returns once a scan that started after the call has killed
+    that pod's processes, exactly as `await asyncio.to_thread(tracker.kill_all)` would."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[ProcessTracker, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def kill(self, tracker: ProcessTracker) -> None:
+        if not tracker.spawned:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((tracker, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="sim-reaper")
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(kill_many, [t for t, _ in batch])
+            except BaseException as exc:  # hand the failure to every waiter of this batch
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception)
+                                             else RuntimeError("reaper cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)

@@ -94,6 +94,11 @@ def _cache_key(schema_name: str, instance: Any) -> tuple[str, str] | None:
         if not isinstance(instance.get("name"), str) or not instance["name"]:
             return None
         instance = {**instance, "name": "-"}
+        # `env` values are only constrained to be strings, and Hangar's carry per-pod keys
+        # and ids: with every value a string, only the names matter.
+        env = instance.get("env")
+        if isinstance(env, dict) and all(isinstance(v, str) for v in env.values()):
+            instance["env"] = dict.fromkeys(env, "-")
     try:
         return schema_name, json.dumps(instance, sort_keys=True)
     except (TypeError, ValueError):

@@ -42,32 +42,41 @@ async def start_worker_process(settings) -> asyncio.subprocess.Process:
 async def test_worker_killed_mid_flight(hangar, sim, pipeline_settings) -> None:
     # Creates take 1 s at the simulator, so the first kill lands while they are in flight.
     sim.faults.latency(1.0, endpoint="create", count=2)
-    proc = await start_worker_process(pipeline_settings)
-    r = await hangar.post("/clusters", json={
-        "name": "crashy", "gpu_type": "4090", "nodes": 2,
-        "setup": "echo start >> $HOME/runs; sleep 2; echo done",
-    })
-    cid = r.json()["id"]
-    await asyncio.sleep(1.5)
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
+    procs: list[asyncio.subprocess.Process] = []
 
-    proc = await start_worker_process(pipeline_settings)
-    body = await wait_for(hangar, cid, {"bootstrapping", "ready", "failed"}, timeout=30)
-    assert body["status"] != "failed", body
-    while (await hangar.get(f"/clusters/{cid}")).json()["status"] == "bootstrapping":  # noqa: ASYNC110
-        await asyncio.sleep(0.1)  # kill it again while the setup runs
-    await asyncio.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
+    async def restart() -> None:
+        procs.append(await start_worker_process(pipeline_settings))
 
-    proc = await start_worker_process(pipeline_settings)
+    async def kill() -> None:
+        procs[-1].send_signal(signal.SIGKILL)
+        await procs[-1].wait()
+
     try:
+        await restart()
+        r = await hangar.post("/clusters", json={
+            "name": "crashy", "gpu_type": "4090", "nodes": 2,
+            "setup": "echo start >> $HOME/runs; sleep 2; echo done",
+        })
+        cid = r.json()["id"]
+        await asyncio.sleep(1.5)
+        await kill()
+
+        await restart()
+        body = await wait_for(hangar, cid, {"bootstrapping", "ready", "failed"}, timeout=30)
+        assert body["status"] != "failed", body
+        while (await hangar.get(f"/clusters/{cid}")).json()["status"] == "bootstrapping":  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # kill it again while the setup runs
+        await asyncio.sleep(0.3)
+        await kill()
+
+        await restart()
         body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
         assert body["status"] == "ready", body
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await proc.wait()
+        for proc in procs:  # never leave a worker behind to take other tests' jobs
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGKILL)
+                await proc.wait()
     per_node = Counter(p.name.rsplit("-a", 1)[0] for p in sim.all_pods())
     assert sorted(per_node.values()) == [1, 1], per_node
     for pod in sim.alive_pods():
