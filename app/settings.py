@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=60.0, alias="HANGAR_LEASE_SECONDS")
     bootstrap_step_s: float = Field(default=10.0, alias="HANGAR_BOOTSTRAP_STEP")
     worker_max_jobs: int = Field(default=50, alias="HANGAR_WORKER_MAX_JOBS")
+    # Serve the worker's own /metrics (job durations, RunPod calls) on this port; unset: off.
+    worker_metrics_port: int | None = Field(default=None, alias="HANGAR_WORKER_METRICS_PORT")
 
     # Per-team limits (defaults for every team)
     max_live_nodes: int = Field(default=64, alias="HANGAR_MAX_LIVE_NODES")

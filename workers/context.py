@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.api.metrics import observe_runpod, start_worker_metrics_server
 from app.db.session import make_sessionmaker
 from app.providers import make_provider
 from app.providers.base import Provider
@@ -54,11 +55,14 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
     settings = settings or get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL must be set for `hangar worker`")
+    if settings.worker_metrics_port and not ctx.get("metrics_started"):
+        start_worker_metrics_server(settings.worker_metrics_port)
+        ctx["metrics_started"] = True
     ctx["engine"] = make_worker_engine(settings.database_url)
     ctx["work"] = Work(
         settings=settings,
         sessionmaker=make_sessionmaker(ctx["engine"]),
-        provider=make_provider(settings),
+        provider=make_provider(settings, on_request=observe_runpod),
         dispatcher=Dispatcher(ctx["redis"]),
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
+from app.api.metrics import timed_job
 from app.settings import Settings, get_settings
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans
@@ -26,14 +27,14 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     return dict(
         # Results are not kept: jobs report through rows and events; job ids can be reused.
         functions=[
-            func(node_step, keep_result=0),
-            func(poll_starting, keep_result=0),
-            func(expire_cluster, keep_result=0),
+            func(timed_job(node_step), keep_result=0),
+            func(timed_job(poll_starting), keep_result=0),
+            func(timed_job(expire_cluster), keep_result=0),
         ],
         cron_jobs=[
-            cron(reconcile, second=_every(settings.reconcile_interval_s), run_at_startup=True,
+            cron(timed_job(reconcile), second=_every(settings.reconcile_interval_s), run_at_startup=True,
                  keep_result=0, unique=True),
-            cron(sweep_orphans, second={0, 30}, keep_result=0, unique=True),
+            cron(timed_job(sweep_orphans), second={0, 30}, keep_result=0, unique=True),
         ],
         on_startup=on_startup,
         on_shutdown=shutdown,

@@ -171,3 +171,29 @@ async def test_timed_job_records_outcomes_for_the_worker() -> None:
               for s in _samples(text)["hangar_job_duration_seconds_count"]}
     assert counts[(("job", "sample_job"), ("outcome", "ok"))] == 1
     assert counts[(("job", "sample_job"), ("outcome", "error"))] == 1
+
+
+async def test_worker_metrics_server(api_settings) -> None:
+    """A worker with HANGAR_WORKER_METRICS_PORT serves its own job and RunPod metrics."""
+    import httpx
+
+    from app.embedded import free_port
+    from tests.pipeline.conftest import RunningWorker
+
+    port = free_port()
+    w = RunningWorker(api_settings.model_copy(update={"worker_metrics_port": port}))
+    await w.start()
+    try:
+        body = ""
+        for _ in range(100):  # the reconciler runs at startup and is timed
+            try:
+                async with httpx.AsyncClient() as client:
+                    body = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                body = ""
+            if 'job="reconcile"' in body:
+                break
+            await asyncio.sleep(0.1)
+        assert 'hangar_job_duration_seconds_count{job="reconcile"' in body, body[-2000:]
+    finally:
+        await w.stop()
