@@ -162,3 +162,16 @@ async def api(settings: Settings) -> AsyncIterator[ServedApp]:
     served = await serve_app(create_app(settings))
     yield served
     await served.stop()
+
+
+def settings_env(settings) -> dict[str, str]:
+    """The settings as the environment of a child process."""
+    env = dict(os.environ)
+    for key, value in settings.model_dump(by_alias=True).items():
+        if value is None:
+            env.pop(key, None)
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[key] = str(value)
+    return env

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -136,19 +135,6 @@ async def finish(sessionmaker: async_sessionmaker[AsyncSession], cluster_id: uui
     async with locked_cluster(sessionmaker, cluster_id, dispatcher) as tx:
         tx.request_delete()
     return tx.last_seq
-
-
-def settings_env(settings) -> dict[str, str]:
-    """The settings as the environment of a child process."""
-    env = dict(os.environ)
-    for key, value in settings.model_dump(by_alias=True).items():
-        if value is None:
-            env.pop(key, None)
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[key] = str(value)
-    return env
 
 
 async def eventually(predicate, timeout: float = 5.0, interval: float = 0.02) -> None:

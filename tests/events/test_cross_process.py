@@ -7,13 +7,13 @@ import asyncio
 import sys
 import textwrap
 
+from tests.conftest import settings_env
 from tests.events.conftest import hub_of
 from tests.events.helpers import (
     eventually,
     make_cluster,
     open_stream,
     read_events,
-    settings_env,
 )
 from tests.pipeline.conftest import events as all_events
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import uuid
@@ -14,22 +13,11 @@ from arq.connections import RedisSettings
 from sqlalchemy import select
 
 from app.db.models import Node
+from tests.conftest import settings_env
 from tests.pipeline.conftest import events, wait_for
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep
 from workers.jobs import expire_cluster, node_step, poll_starting
-
-
-def settings_env(settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for key, value in settings.model_dump(by_alias=True).items():
-        if value is None:
-            env.pop(key, None)
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[key] = str(value)
-    return env
 
 
 async def start_worker_process(settings) -> asyncio.subprocess.Process:
