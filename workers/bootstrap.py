@@ -31,7 +31,8 @@ from workers.context import Work
 log = logging.getLogger("hangar.worker.bootstrap")
 N = NodeStatus
 
-MAX_LINES_PER_READ = 200  # with reads every >= 0.25 s: at most ~800 lines/s per node
+MAX_LINES_PER_READ = 200
+MIN_READ_GAP = 0.25  # with MAX_LINES_PER_READ: at most 800 lines/s per node
 MAX_LINES_PER_NODE = 10_000
 MAX_LINE_CHARS = 1000
 # A quiet script is read again after 0.05, 0.1, 0.2, 0.4, 0.8, then every 1 s: a short setup
@@ -153,11 +154,7 @@ async def _follow(
             # job can move it; the reconciler deadline is refreshed well before it is due).
             if time.monotonic() >= deadline:
                 return 0.1
-            if not progress.data:
-                await asyncio.sleep(interval)
-                interval = min(interval * 2, 1.0)
-            else:
-                interval = 0.25
+            interval = await _pause(progress.data, interval)
             continue
         last_write = time.monotonic()
         async with w.locked(cluster_id) as tx:
@@ -178,11 +175,17 @@ async def _follow(
             node.next_check_at = tx.now + timedelta(seconds=w.settings.reconcile_grace_s)
         if time.monotonic() >= deadline:
             return 0.1
-        if not progress.data:
-            await asyncio.sleep(interval)
-            interval = min(interval * 2, 1.0)
-        else:
-            interval = 0.25
+        interval = await _pause(progress.data, interval)
+
+
+async def _pause(data: bytes, interval: float) -> float:
+    """Wait before the next read: back off while the log is quiet; while it is busy, read at
+    most every MIN_READ_GAP s, which with MAX_LINES_PER_READ bounds lines per second."""
+    if data:
+        await asyncio.sleep(MIN_READ_GAP)
+        return FIRST_READ_INTERVAL
+    await asyncio.sleep(interval)
+    return min(interval * 2, 1.0)
 
 
 def _emit(tx: ClusterTx, node: Node, texts: list[str]) -> None:

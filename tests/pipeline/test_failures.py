@@ -189,3 +189,17 @@ async def test_spot_if_available_falls_back(hangar, worker, sim) -> None:
     assert any(e["data"].get("code") == "spot_fallback" for e in evs)
     body = await wait_for(hangar, cid, {"ready", "failed"})
     assert body["status"] == "ready"
+
+
+async def test_output_is_bounded_and_drops_are_announced(hangar, worker, sim) -> None:
+    setup = "python3 -c \"print('x' * 5000)\"; seq 1 1000"
+    cid = await create(hangar, setup=setup)
+    body = await wait_for(hangar, cid, {"ready", "failed"})
+    assert body["status"] == "ready", body
+    evs = await events(hangar, cid)
+    lines = [e["data"]["line"] for e in evs if e["type"] == "node.output"]
+    dropped = sum(e["data"]["dropped"] for e in evs
+                  if e["type"] == "cluster.notice" and e["data"].get("code") == "output_dropped")
+    assert dropped > 0, "a burst of 1,001 lines exceeds the per-read bound"
+    assert len(lines) + dropped == 1001
+    assert len(lines[0]) < 1100 and lines[0].endswith("[truncated]")
