@@ -123,6 +123,28 @@ def settings(database_url: str, db, redis_clean: str, tmp_path: Path) -> Setting
     )
 
 
+def fast_settings(settings: Settings, *, api_key: str, api_url: str, **overrides) -> Settings:
+    """Settings for end-to-end tests against a simulator: short timeouts, leases and polls,
+    so failure paths and recoveries finish in seconds."""
+    return settings.model_copy(update={**dict(
+        runpod_api_key=api_key,
+        runpod_api_url=api_url,
+        runpod_read_timeout_s=2.0,
+        runpod_backoff_base_s=0.05,
+        provision_timeout_s=15.0,
+        bootstrap_timeout_s=20.0,
+        poll_interval_s=0.4,
+        poll_interval_max_s=1.0,
+        lease_s=10.0,
+        reconcile_interval_s=1,
+        reconcile_grace_s=2.0,
+        bootstrap_step_s=3.0,
+        orphan_grace_s=1.0,
+        catalog_ttl_s=5.0,
+        sse_heartbeat_s=1.0,
+    ), **overrides})
+
+
 class _QuietServer(uvicorn.Server):
     """Leaves signal handling to pytest (a Ctrl-C should stop the run, not the server)."""
 

@@ -8,7 +8,7 @@ from arq import cron, func
 from arq.connections import RedisSettings
 
 from app.api.metrics import timed_job
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans
 from workers.jobs import expire_cluster, node_step, poll_starting
@@ -46,8 +46,3 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         health_check_interval=10,
         poll_delay=0.05,
     )
-
-
-def WorkerSettings() -> dict[str, Any]:  # noqa: N802 - the name arq users look for
-    """Options for `arq.run_worker` from the environment's settings."""
-    return worker_options(get_settings())

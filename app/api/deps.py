@@ -77,23 +77,26 @@ def _unauthorized(detail: str) -> ApiError:
 
 
 async def get_caller(
-    request: Request,
+    session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
+    """The calling team. Uses the request's session (FastAPI caches it per request), so
+    authentication and the route share one connection."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
     digest = hash_token(credentials.credentials)
-    async with request.app.state.sessionmaker() as session:
-        token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-        if token is None or token.revoked_at is not None:
-            raise _unauthorized("The API token is unknown or revoked.")
-        now = datetime.now(UTC)
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            await session.execute(
-                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
-            )
-            await session.commit()
-        return Caller(team_id=token.team_id, team_name=token.team.name, token_id=token.id)
+    token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    if token is None or token.revoked_at is not None:
+        raise _unauthorized("The API token is unknown or revoked.")
+    caller = Caller(team_id=token.team_id, team_name=token.team.name, token_id=token.id)
+    now = datetime.now(UTC)
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        await session.execute(
+            update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
+        )
+    # End the read (and the write) now: routes start their own transactions on this session.
+    await session.commit()
+    return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(get_caller)]

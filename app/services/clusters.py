@@ -25,7 +25,7 @@ from app.providers.base import (
 )
 from app.services import idempotency
 from app.services.dispatch import Dispatcher
-from app.services.state import ClusterTx, locked_cluster, utcnow
+from app.services.state import ClusterGone, ClusterTx, locked_cluster, utcnow
 from app.settings import Settings
 from app.ssh.keys import generate_keypair
 
@@ -279,11 +279,15 @@ async def delete_cluster(
     cluster_id: uuid.UUID,
 ) -> Cluster:
     """Idempotent: move to terminating at any stage; the workers confirm every pod gone."""
-    async with sessionmaker() as session:
-        await get_cluster(session, team_id, cluster_id)  # 404 for other teams
-    async with locked_cluster(sessionmaker, cluster_id, dispatcher) as tx:
-        tx.request_delete(Reason.DELETED, "deleted by request")
-        return tx.cluster
+    gone = ApiError(404, "not_found", "No cluster with that id belongs to your team.")
+    try:
+        async with locked_cluster(sessionmaker, cluster_id, dispatcher) as tx:
+            if tx.cluster.team_id != team_id:
+                raise gone  # rolls back: nothing changes for another team's cluster
+            tx.request_delete(Reason.DELETED, "deleted by request")
+            return tx.cluster
+    except ClusterGone:
+        raise gone from None
 
 
 # --- reading and pricing -------------------------------------------------------

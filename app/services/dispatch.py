@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
@@ -40,7 +41,7 @@ class Dispatcher:
             tick = max(round((since + max(delay, 0)) / self.poll_tick_s),
                        math.floor(now / self.poll_tick_s) + 1)
         await self.redis.enqueue_job(
-            "poll_starting", _job_id=f"poll:{tick}", _defer_until=_ts(tick * self.poll_tick_s)
+            "poll_starting", _job_id=f"poll:{tick}", _defer_until=datetime.fromtimestamp(tick * self.poll_tick_s, UTC)
         )
 
     async def expire(self, cluster_id: uuid.UUID, delay: float) -> None:
@@ -58,9 +59,3 @@ class Dispatcher:
             await self.poll(tx.wake_poll)
         for cluster in tx.after_ready:
             await self.expire(cluster.id, float(cluster.ttl_seconds or 0))
-
-
-def _ts(epoch: float):
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC)

@@ -15,7 +15,7 @@ from app.embedded import start_redis
 from app.services.teams import create_token
 from app.settings import Settings
 from app.simulator import Simulator
-from tests.conftest import _EMBEDDED_DIR, ServedApp, serve_app
+from tests.conftest import _EMBEDDED_DIR, ServedApp, fast_settings, serve_app
 from tests.pipeline.conftest import RunningWorker
 
 ClientFor = Callable[[str], Awaitable[httpx.AsyncClient]]
@@ -48,23 +48,7 @@ async def sim(tmp_path, runpod_key: str) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 def api_settings(settings: Settings, sim: Simulator, runpod_key: str) -> Settings:
-    return settings.model_copy(update=dict(
-        runpod_api_key=runpod_key,
-        runpod_api_url=sim.base_url,
-        runpod_read_timeout_s=2.0,
-        runpod_backoff_base_s=0.05,
-        provision_timeout_s=15.0,
-        bootstrap_timeout_s=20.0,
-        poll_interval_s=0.4,
-        poll_interval_max_s=1.0,
-        lease_s=10.0,
-        reconcile_interval_s=1,
-        reconcile_grace_s=2.0,
-        bootstrap_step_s=3.0,
-        orphan_grace_s=1.0,
-        catalog_ttl_s=30.0,
-        sse_heartbeat_s=1.0,
-    ))
+    return fast_settings(settings, api_key=runpod_key, api_url=sim.base_url, catalog_ttl_s=30.0)
 
 
 @pytest.fixture

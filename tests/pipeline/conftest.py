@@ -16,7 +16,7 @@ from app.api.app import create_app
 from app.services.teams import create_token
 from app.settings import Settings
 from app.simulator import Simulator
-from tests.conftest import serve_app
+from tests.conftest import fast_settings, serve_app
 from workers.settings import worker_options
 
 SIM_KEY = "sim-key"
@@ -33,23 +33,7 @@ async def sim(tmp_path) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 def pipeline_settings(settings: Settings, sim: Simulator) -> Settings:
-    return settings.model_copy(update=dict(
-        runpod_api_key=SIM_KEY,
-        runpod_api_url=sim.base_url,
-        runpod_read_timeout_s=2.0,
-        runpod_backoff_base_s=0.05,
-        provision_timeout_s=15.0,
-        bootstrap_timeout_s=20.0,
-        poll_interval_s=0.4,
-        poll_interval_max_s=1.0,
-        lease_s=10.0,
-        reconcile_interval_s=1,
-        reconcile_grace_s=2.0,
-        bootstrap_step_s=3.0,
-        orphan_grace_s=1.0,
-        catalog_ttl_s=5.0,
-        sse_heartbeat_s=1.0,
-    ))
+    return fast_settings(settings, api_key=SIM_KEY, api_url=sim.base_url)
 
 
 class RunningWorker:
