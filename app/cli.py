@@ -111,20 +111,35 @@ def keys_create(
 def keys_revoke(
     token: str = typer.Argument(..., help="The token, or its displayed prefix."),
 ) -> None:
-    """Revoke an API token."""
+    """Revoke an API token, and tell the running API processes (through REDIS_URL) to drop
+    it from their token caches."""
     from app.db.session import make_engine, make_sessionmaker
-    from app.services.teams import revoke_token
+    from app.services.teams import announce_revoked, revoke_tokens
 
-    async def run() -> int:
+    settings = _settings()
+
+    async def run() -> tuple[int, str]:
         engine = make_engine(_database_url(), pool_size=1)
         try:
             async with make_sessionmaker(engine)() as session:
-                return await revoke_token(session, token)
+                hashes = await revoke_tokens(session, token)
         finally:
             await engine.dispose()
+        if not hashes:
+            return 0, ""
+        bound = (f"API processes may still accept it for up to {settings.auth_cache_s:g} s "
+                 "(HANGAR_AUTH_CACHE_SECONDS), until their token caches expire.")
+        if not settings.redis_url:
+            return len(hashes), f"REDIS_URL is not set, so it was not announced: {bound}"
+        try:
+            heard = await announce_revoked(settings.redis_url, hashes)
+        except Exception as exc:  # Redis down or unreachable: the revocation still holds
+            return len(hashes), f"could not announce it on Redis ({exc}): {bound}"
+        return len(hashes), (f"announced to {heard} API process(es), which refuse it from "
+                             "now on.")
 
-    n = asyncio.run(run())
-    typer.echo(f"revoked {n} token(s)")
+    n, note = asyncio.run(run())
+    typer.echo(f"revoked {n} token(s)" + (f"; {note}" if note else ""))
     if n == 0:
         raise typer.Exit(1)
 

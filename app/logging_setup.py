@@ -49,3 +49,7 @@ def configure_logging(
     root.setLevel(level.upper())
     for noisy in ("asyncssh", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # arq logs two lines per job (several jobs per node): below DEBUG, only its warnings.
+    # Job counts and durations are in the worker's metrics (hangar_job_duration_seconds).
+    if root.level > logging.DEBUG:
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)

@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     max_live_clusters: int = Field(default=100, alias="HANGAR_MAX_LIVE_CLUSTERS")
     max_hourly_spend: float = Field(default=500.0, alias="HANGAR_MAX_HOURLY_SPEND")
     sse_heartbeat_s: float = Field(default=15.0, alias="HANGAR_SSE_HEARTBEAT")
+
+    # API read path (docs/read-path.md)
+    # Seconds an API process trusts a token it has checked; a revocation reaches running
+    # processes at once through Redis, and within this bound when Redis misses it. 0: off.
+    auth_cache_s: float = Field(default=10.0, ge=0, alias="HANGAR_AUTH_CACHE_SECONDS")
+    # Max age of a cluster's rows in an API process's read cache (GET /clusters/{id}).
+    # Commits announced on Redis invalidate at once; this bounds a missed one. 0: off.
+    read_cache_s: float = Field(default=1.0, ge=0, alias="HANGAR_READ_CACHE_SECONDS")
+    # Database connections per API process: the pool holds this many; requests beyond it
+    # wait for one (overflow connections would be opened and closed per burst).
+    db_pool_size: int = Field(default=20, ge=1, alias="HANGAR_DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=0, ge=0, alias="HANGAR_DB_MAX_OVERFLOW")
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="HANGAR_IDEMPOTENCY_TTL")
 
     @field_validator("database_url")

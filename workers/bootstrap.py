@@ -1,5 +1,6 @@
-"""Bootstrapping a running node over SSH: pin its host key, start the setup detached,
-collect its output into `node.output` events, and finish on its exit code."""
+"""Bootstrapping a running node over SSH, once every node of its cluster has an address: pin
+its host key on the first connection, start the setup detached, collect its output into
+`node.output` events, and finish on its exit code."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from app.ssh.bootstrap import (
     OutputLines,
     SSHError,
     SSHUnavailable,
-    pin_host_key,
     render_script,
 )
 from workers.context import Work
@@ -45,7 +45,7 @@ async def _snapshot(
 ) -> tuple[Cluster, Node | None, Node | None] | None:
     """The cluster, this node and node 0 (the head). Not every node: with one step per node,
     loading all of them made a 64-node cluster's bootstrap read 64 x 64 rows."""
-    async with w.sessionmaker() as session:
+    async with w.autocommit() as session:
         cluster = await session.scalar(
             select(Cluster).where(Cluster.id == cluster_id).options(raiseload(Cluster.nodes))
         )
@@ -84,64 +84,49 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
     if utcnow() - since > timedelta(seconds=s.bootstrap_timeout_s):
         return await _fail(w, cluster_id, node_id, Reason.BOOTSTRAP_TIMEOUT,
                            f"bootstrap did not finish within {s.bootstrap_timeout_s:.0f}s")
+    if cluster.status != ClusterStatus.BOOTSTRAPPING:
+        # Waits for its siblings: the roll-up wakes every node once all have addresses.
+        return None
     assert node.public_ip and node.ssh_port
     key = decrypt(s.secret_key.get_secret_value(), cluster.ssh_private_key_enc)
-
-    if not node.host_key:
-        try:
-            host_key = await pin_host_key(
-                node.public_ip, node.ssh_port, key, timeout=s.ssh_connect_timeout_s
-            )
-        except (SSHUnavailable, AuthRejected) as exc:
-            # sshd may not be up yet on a pod that just turned RUNNING.
-            return await _later(w, cluster_id, node_id, 1.0, f"SSH not reachable yet: {exc}")
-        async with w.locked(cluster_id) as tx:
-            n = tx.node(node_id)
-            if n is None or n.status != N.BOOTSTRAPPING:
-                return 0
-            n.host_key = n.host_key or host_key
-            waiting = tx.cluster.status != ClusterStatus.BOOTSTRAPPING
-            if waiting:
-                n.next_check_at = None  # the cluster wakes every node once all have addresses
-            else:
-                # We start right away: record it now rather than in a transaction of its own.
-                n.bootstrap_started_at = n.bootstrap_started_at or tx.now
-            node = n
-        if waiting:
-            return None
-        cluster.status = ClusterStatus.BOOTSTRAPPING
-    if cluster.status != ClusterStatus.BOOTSTRAPPING:
-        return None
-
     head = (head_node.public_ip if head_node else None) or ""
     script = render_script(cluster.setup, bootstrap_env(cluster, node, head))
     deadline = time.monotonic() + s.bootstrap_step_s
     try:
+        # One connection per step. The first one trusts the host key on first use (sshd of
+        # a pod that just turned RUNNING may not be up yet: retried soon); every later one
+        # verifies it.
         async with BootstrapSession.connect(
             node.public_ip, node.ssh_port, key, host_key=node.host_key,
             timeout=s.ssh_connect_timeout_s,
         ) as session:
-            if node.bootstrap_started_at is None:
-                async with w.locked(cluster_id) as tx:
-                    n = tx.node(node_id)
-                    if n is None or n.status != N.BOOTSTRAPPING:
-                        return 0
-                    n.bootstrap_started_at = n.bootstrap_started_at or tx.now
-            await session.start(script)
-            return await _follow(w, cluster_id, node_id, session, node.output_offset, deadline)
+            # Started first, recorded with the first output (one transaction fewer per node):
+            # a crash in between only means the next step trusts the key on first use again,
+            # and its start finds the script already running.
+            pin = session.host_key if node.host_key is None else None
+            if await session.start(script):
+                # A short setup has often ended by the first read: one read and one write.
+                await asyncio.sleep(FIRST_READ_INTERVAL)
+            return await _follow(w, cluster_id, node_id, session, node.output_offset, deadline,
+                                 pin=pin)
     except HostKeyChanged as exc:
         return await _fail(w, cluster_id, node_id, Reason.HOST_KEY_CHANGED,
                            f"the pod's SSH host key changed since it was pinned ({exc}); "
                            "refusing to connect")
-    except (SSHUnavailable, AuthRejected, SSHError) as exc:
+    except (SSHUnavailable, AuthRejected) as exc:
+        if node.host_key is None:
+            return await _later(w, cluster_id, node_id, 1.0, f"SSH not reachable yet: {exc}")
+        return await _later(w, cluster_id, node_id, 2.0, f"SSH trouble: {exc}")
+    except SSHError as exc:
         return await _later(w, cluster_id, node_id, 2.0, f"SSH trouble: {exc}")
 
 
 async def _follow(
     w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, session: BootstrapSession,
-    offset: int, deadline: float,
+    offset: int, deadline: float, *, pin: str | None,
 ) -> float | None:
-    """Read output until the script ends or this step's time is up."""
+    """Read output until the script ends or this step's time is up. The first write also
+    records the start and pins the host key (`pin`) when this connection trusted it."""
     lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS)
     interval = FIRST_READ_INTERVAL
     last_write = float("-inf")
@@ -161,6 +146,8 @@ async def _follow(
             node = tx.node(node_id)
             if node is None or node.status != N.BOOTSTRAPPING or node.output_offset != offset:
                 return 0  # deleted, failed, or another job got here first
+            node.host_key = node.host_key or pin
+            node.bootstrap_started_at = node.bootstrap_started_at or tx.now
             _emit(tx, node, texts)
             node.output_offset = offset = lines.offset
             if progress.complete:

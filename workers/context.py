@@ -30,6 +30,8 @@ class Work:
     sessionmaker: async_sessionmaker[AsyncSession]
     provider: Provider
     dispatcher: Dispatcher
+    # Reads and single-statement writes: autocommit, so no BEGIN/COMMIT round trips.
+    autocommit: async_sessionmaker[AsyncSession]
 
     def locked(self, cluster_id: UUID):
         return locked_cluster(self.sessionmaker, cluster_id, self.dispatcher)
@@ -64,6 +66,9 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
         sessionmaker=make_sessionmaker(ctx["engine"]),
         provider=make_provider(settings, on_request=observe_runpod),
         dispatcher=Dispatcher(ctx["redis"]),
+        autocommit=make_sessionmaker(
+            ctx["engine"].execution_options(isolation_level="AUTOCOMMIT")
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from app.providers.base import (
     TransportError,
 )
 from app.services.state import ClusterTx
+from workers import leases
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.create")
@@ -52,6 +54,10 @@ def pod_spec(cluster: Cluster, node: Node, name: str, data_centers: list[str]) -
         env=env,
         data_center_ids=tuple(data_centers),
     )
+
+
+# Creates of one batch in flight at once (RunPod answers 429 beyond its rate; each one retried).
+CREATE_CONCURRENCY = 16
 
 
 def retry_delay(failures: int) -> float:
@@ -133,6 +139,91 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
         return await adopt(w, cluster_id, node_id, attempt.name, pod)
 
 
+async def create_batch(
+    w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID, owner: uuid.UUID
+) -> float | None:
+    """The first attempt of every pending node of the cluster at once: their leases in one
+    statement, their pod names in one transaction, the creates concurrently, the outcomes in
+    one transaction. A node whose create needs more (another placement, a retry, a lookup
+    by name) goes on alone through `create_step`. Returns the lead node's next delay."""
+    ids = await leases.acquire_pending(w.autocommit, cluster_id, owner, w.settings.lease_s)
+    siblings = ids - {lead_id}
+    released = False
+    try:
+        attempts: dict[uuid.UUID, Attempt] = {}
+        async with w.locked(cluster_id) as tx:
+            for node in tx.nodes:
+                if node.id in ids and node.status == N.PENDING:
+                    tx.set_node_status(node, N.CREATING)
+                    node.provision_started_at = tx.now
+                    attempt = _plan_attempt(w, tx, node)
+                    if attempt is not None:
+                        attempts[node.id] = attempt
+        if not attempts:
+            return 0
+        gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+        async def create(attempt: Attempt) -> Pod | ProviderError:
+            async with gate:
+                try:
+                    return await w.provider.create_pod(attempt.spec)
+                except ProviderError as exc:
+                    return exc
+
+        results = await asyncio.gather(*(create(a) for a in attempts.values()))
+        unowned: list[tuple[Pod, str]] = []
+        lead_delay: float | None = 0
+        async with w.locked(cluster_id) as tx:
+            for node_id, result in zip(attempts, results, strict=True):
+                attempt, node = attempts[node_id], tx.node(node_id)
+                if node is None or node.pod_name != attempt.name:
+                    if isinstance(result, Pod):
+                        unowned.append((result, attempt.name))
+                    continue
+                if isinstance(result, Pod):
+                    _record_pod(w, tx, node, attempt.name, result)
+                    delay: float | None = None if node.status == N.STARTING else 0
+                else:
+                    delay = _after_failed_create(w, tx, node, attempt, result)
+                if node_id == lead_id:
+                    lead_delay = delay
+                elif delay is not None:
+                    tx.wake(node, delay)
+            for node in tx.nodes:  # released with the outcome: their next jobs may start
+                if node.id in siblings and node.lease_owner == owner:
+                    node.lease_owner, node.lease_until = None, None
+            released = True
+        for pod, name in unowned:
+            await _terminate_unowned(w, pod, name)
+        return lead_delay
+    finally:
+        if not released:
+            await leases.release_many(w.autocommit, siblings, owner)
+
+
+def _after_failed_create(
+    w: Work, tx: ClusterTx, node: Node, attempt: Attempt, exc: ProviderError
+) -> float | None:
+    """A batch create failed for this node: record why; the delay to its next step."""
+    if isinstance(exc, (CapacityError, AccessDenied)):
+        node.candidate += 1
+        node.pod_name = None  # refused outright: no pod exists under that name
+        tx.notice(f"no capacity {attempt.where} ({exc.message}); trying the next placement",
+                  node=node, code="no_capacity_candidate")
+        return 0
+    if isinstance(exc, RateLimited):
+        node.pod_name = None  # a 429 is refused before anything happens
+        delay = exc.retry_after or 1.0
+        node.next_check_at = tx.now + timedelta(seconds=delay)
+        tx.notice(f"rate limited: {exc.message}; retrying in {delay:.1f}s", node=node,
+                  code="provider_retry")
+        return delay
+    if isinstance(exc, (ServerError, TransportError)):
+        return 0  # the pod may exist: the node's own step looks its name up first
+    tx.fail_node(node, exc.reason, f"{w.provider.name} refused the pod: {exc.message}")
+    return None
+
+
 async def _next_attempt(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> Attempt | None:
     """Record the pod name of the next attempt (intent before side effect)."""
     async with w.locked(cluster_id) as tx:
@@ -175,26 +266,37 @@ async def adopt(
     """Record the pod on the node; the readiness poll takes it from here."""
     async with w.locked(cluster_id) as tx:
         node = tx.node(node_id)
+        recorded = node is not None and _record_pod(w, tx, node, name, pod)
         if node is None:
             return None
-        if node.pod_id is None and node.pod_name == name:
-            node.pod_id = pod.id
-            node.data_center_id = pod.data_center_id
-            node.gpu_type_id = pod.gpu_type_id or node.gpu_type_id
-            if node.status == N.CREATING:
-                tx.set_node_status(node, N.STARTING)
-                # The poll pushes this forward; if its chain is lost the reconciler restarts it.
-                node.next_check_at = tx.now + timedelta(seconds=w.settings.poll_interval_max_s)
-                tx.poll_soon(w.settings.poll_interval_s / 2)
-                return None
-            return 0  # deleted meanwhile: the teardown step terminates this pod
-    # Not this node's current attempt: nobody owns the pod; terminate it now.
+        if recorded:
+            return None if node.status == N.STARTING else 0
+    await _terminate_unowned(w, pod, name)
+    return 0
+
+
+def _record_pod(w: Work, tx: ClusterTx, node: Node, name: str, pod: Pod) -> bool:
+    """Record the pod if it is the node's current attempt (False: nobody owns it). A creating
+    node moves to starting; a node deleted meanwhile keeps the pod for its teardown."""
+    if node.pod_id is not None or node.pod_name != name:
+        return False
+    node.pod_id = pod.id
+    node.data_center_id = pod.data_center_id
+    node.gpu_type_id = pod.gpu_type_id or node.gpu_type_id
+    if node.status == N.CREATING:
+        tx.set_node_status(node, N.STARTING)
+        # The poll pushes this forward; if its chain is lost the reconciler restarts it.
+        node.next_check_at = tx.now + timedelta(seconds=w.settings.poll_interval_max_s)
+        tx.poll_soon(w.settings.poll_interval_s / 2)
+    return True
+
+
+async def _terminate_unowned(w: Work, pod: Pod, name: str) -> None:
     log.warning("terminating pod %s (%s): not the node's current attempt", pod.id, name)
     try:
         await w.provider.terminate_pod(pod.id)
     except ProviderError:
         pass  # the orphan sweep gets it
-    return 0
 
 
 async def _retry_later(

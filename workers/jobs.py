@@ -14,7 +14,7 @@ from app.services.state import ClusterGone
 from workers import leases
 from workers.bootstrap import bootstrap_step
 from workers.context import work
-from workers.create import create_step
+from workers.create import create_batch, create_step
 from workers.poll import poll_starting as _poll_starting
 from workers.teardown import teardown_step
 
@@ -29,9 +29,9 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
     w = work(ctx)
     nid = uuid.UUID(node_id)
     owner = uuid.uuid4()
-    row = await leases.acquire(w.sessionmaker, nid, owner, w.settings.lease_s)
+    row = await leases.acquire(w.autocommit, nid, owner, w.settings.lease_s)
     if row is None:
-        async with w.sessionmaker() as session:
+        async with w.autocommit() as session:
             status = await session.scalar(select(Node.status).where(Node.id == nid))
         if status is None or status == N.TERMINATED:
             return "gone"  # deleted or finished: nothing will ever need this job again
@@ -42,14 +42,16 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
     try:
         for step in range(MAX_INLINE_STEPS):
             if step:  # the lease gave us the status for the first step
-                async with w.sessionmaker() as session:
+                async with w.autocommit() as session:
                     row = (await session.execute(
                         select(Node.cluster_id, Node.status).where(Node.id == nid)
                     )).first()
                 if row is None:
                     return "gone"
             cluster_id, status = row
-            if status in (N.PENDING, N.CREATING):
+            if status == N.PENDING:  # with every other pending node of its cluster
+                delay = await create_batch(w, cluster_id, nid, owner)
+            elif status == N.CREATING:
                 delay = await create_step(w, cluster_id, nid)
             elif status == N.BOOTSTRAPPING:
                 delay = await bootstrap_step(w, cluster_id, nid)
@@ -65,7 +67,7 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
     except ClusterGone:
         return "gone"
     finally:
-        await leases.release(w.sessionmaker, nid, owner)
+        await leases.release(w.autocommit, nid, owner)
     if delay:
         await w.dispatcher.node(nid, delay)
     return f"next in {delay}s" if delay else "done"

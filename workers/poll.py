@@ -34,7 +34,7 @@ def poll_delay(w: Work, oldest_age_s: float) -> float:
 async def poll_starting(w: Work) -> int:
     """Advance every `starting` node from one pod list. Returns how many are still starting."""
     started = time.time()
-    async with w.sessionmaker() as session:
+    async with w.autocommit() as session:
         rows = (
             await session.execute(
                 select(Node.id, Node.cluster_id, Node.pod_id, Node.provision_started_at,
@@ -119,7 +119,7 @@ async def _push_deadlines(w: Work, node_ids: list[uuid.UUID], due: datetime) -> 
         .where(Node.id.in_(node_ids), Node.status == N.STARTING)
         .with_for_update(skip_locked=True)
     )
-    async with w.sessionmaker() as session, session.begin():
+    async with w.autocommit() as session:  # one statement, atomic on its own
         await session.execute(
             update(Node).where(Node.id.in_(locked_ids)).values(next_check_at=due)
         )
@@ -141,7 +141,9 @@ def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -
         node.started_at = pod.started_at or tx.now
         node.data_center_id = pod.data_center_id or node.data_center_id
         tx.set_node_status(node, N.BOOTSTRAPPING)
-        tx.wake(node)  # pin the host key now; bootstrap once every node has an address
+        # Nothing to do until every node has an address (HANGAR_HEAD_ADDR): the roll-up of
+        # the transaction that sees the last one wakes them all.
+        node.next_check_at = None
         _check_budget(tx)
         return False
     elapsed = (tx.now - (node.provision_started_at or tx.now)).total_seconds()

@@ -22,7 +22,7 @@ def teardown_delay(attempts: int) -> float:
 
 
 async def teardown_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> float | None:
-    async with w.sessionmaker() as session:
+    async with w.autocommit() as session:
         node = await session.scalar(select(Node).where(Node.id == node_id))
     if node is None or node.status != N.TERMINATING:
         return 0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from app.api.deps import bearer, get_caller
 from app.api.errors import PROBLEM
 from app.api.schemas import Problem
 
@@ -33,19 +37,27 @@ def problems(*codes: int, descriptions: dict[int, str] | None = None) -> dict[in
     }
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, order: Sequence[APIRouter] = ()) -> None:
     """Generate the schema once, then make every 4xx/5xx a problem+json response and
     give every operation the errors any request can get (422 for its parameters, 400 and
     413 for its body, 401 when it needs a token, 500). This covers routes owned elsewhere
-    (the event stream) too."""
+    (the event stream) too. Paths are documented in the order of the routers in `order`
+    (the app may include them, or add their routes, in another order, for routing
+    speed)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
+        # A router's rank applies to its inclusion and to its routes added to the app.
+        rank = {id(router): i for i, router in enumerate(order)}
+        rank.update({id(route): i for i, router in enumerate(order) for route in router.routes})
+        routes = sorted(app.routes, key=lambda r: rank.get(
+            id(getattr(r, "original_router", r)), -1))
         schema = get_openapi(
             title=app.title, version=app.version, summary=app.summary,
-            description=app.description, routes=app.routes, tags=app.openapi_tags,
+            description=app.description, routes=routes, tags=app.openapi_tags,
         )
+        _declare_bearer(app, schema)
         problem_ref = {"$ref": "#/components/schemas/Problem"}
         schema.setdefault("components", {}).setdefault("schemas", {})
         schema["components"]["schemas"]["Problem"] = Problem.model_json_schema(
@@ -78,3 +90,36 @@ def install(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# Keys FastAPI writes before an operation's `security` (get_openapi_operation_metadata).
+_METADATA_KEYS = ("tags", "summary", "description", "operationId", "deprecated")
+
+
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def _declare_bearer(app: FastAPI, schema: dict[str, Any]) -> None:
+    """The bearer scheme on every operation that depends on `get_caller`, as FastAPI
+    writes it for a security dependency (`get_caller` calls `bearer` itself instead of
+    depending on it, which is cheaper per request)."""
+    name = bearer.scheme_name
+    secured = False
+    for route in iter_route_contexts(app.routes):
+        if not (isinstance(route.original_route, APIRoute) and route.include_in_schema
+                and _depends_on(route.dependant, get_caller)):
+            continue
+        path_item = schema.get("paths", {}).get(route.path_format, {})
+        for method in route.methods:
+            op = path_item.get(method.lower())
+            if op is None or "security" in op:
+                continue
+            head = {k: v for k, v in op.items() if k in _METADATA_KEYS}
+            tail = {k: v for k, v in op.items() if k not in _METADATA_KEYS}
+            path_item[method.lower()] = {**head, "security": [{name: []}], **tail}
+            secured = True
+    if secured:
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[name] = (
+            jsonable_encoder(bearer.model, by_alias=True, exclude_none=True)
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -144,11 +145,13 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(asyncpg.PostgresError)  # the read path queries the driver itself
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
         # Safety net: a value the database refuses (SQLSTATE class 22: out of range, bad
         # encoding, ...) came from the request, so it is the caller's 422, not our 500.
         # Routes validate their inputs; reaching this is a validation gap worth fixing.
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        orig = getattr(exc, "orig", exc)
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate.startswith("22"):
             log.warning("database refused a request value on %s %s (sqlstate %s)",
                         request.method, request.url.path, sqlstate)

@@ -11,6 +11,13 @@ So the database cost of an event is one read per process, not one per client, an
 client holds a position, never a queue: nothing grows with what it has not read yet.
 Redis only wakes (DESIGN.md invariant 1): a missed notification delays an event until the
 feed's fallback poll, never drops it.
+
+The same subscription serves the process's caches (`listen`): the cluster read cache
+drops a cluster on each `hangar:events` message about it, the token cache drops revoked
+tokens announced on `hangar:tokens`, and both clear whenever the subscription is
+(re)established. `connected` is set only once Redis has confirmed the subscription, and
+`epoch` moves on each (re)subscription, so a cache can tell whether it could have missed
+a message since it read something (docs/read-path.md).
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from fastapi.sse import format_sse_event
+from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import ClusterEvent
@@ -38,6 +46,7 @@ log = logging.getLogger("hangar.api.hub")
 FALLBACK_POLL_S = 2.0  # a missed notification delays an event by at most this
 KEEP = 256  # frames a feed keeps in memory (the newest)
 BATCH = 500  # most rows read from the database at once
+SUBSCRIBE_TIMEOUT_S = 10.0  # for Redis to confirm a subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +196,12 @@ class EventHub:
         self.keep = keep
         self._feeds: dict[str, ClusterFeed] = {}
         self._task: asyncio.Task | None = None
-        self.connected = False  # subscribed to Redis right now
+        self.connected = False  # subscribed to Redis right now (confirmed by the server)
+        # Moves each time the subscription is (re)established: whatever was read while
+        # the epoch stayed the same would have been told about every commit since.
+        self.epoch = 0
+        self._handlers: dict[str, list[Callable[[str], None]]] = {EVENTS_CHANNEL: []}
+        self._on_subscribed: list[Callable[[], None]] = []
 
     @property
     def subscribers(self) -> int:
@@ -206,6 +220,16 @@ class EventHub:
         """The last event id sent to each client following the cluster here."""
         feed = self.feed_of(cluster_id)
         return sorted(f.last for f in feed.followers) if feed else []
+
+    def listen(self, channel: str, handler: Callable[[str], None],
+               on_subscribed: Callable[[], None] | None = None) -> None:
+        """Also call `handler(text)` for each message on `channel` (besides the event
+        feeds' own use of `hangar:events`), and `on_subscribed()` each time the
+        subscription is (re)established, before any message: what was published while it
+        was down is lost, so caches clear there. Register before `start`."""
+        self._handlers.setdefault(channel, []).append(handler)
+        if on_subscribed is not None:
+            self._on_subscribed.append(on_subscribed)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-hub")
@@ -244,12 +268,43 @@ class EventHub:
                 del self._feeds[key]
                 feed.close()
 
-    def _notified(self, message: bytes | str) -> None:
-        text = message.decode() if isinstance(message, bytes) else str(message)
+    def _notified(self, text: str) -> None:
         cluster_id, _, seq = text.partition(" ")
         feed = self._feeds.get(cluster_id)
         if feed is not None:
             feed.poke(int(seq) if seq.isdigit() else None)
+
+    def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        if name == EVENTS_CHANNEL:
+            self._notified(text)
+        for handler in self._handlers.get(name, ()):
+            try:
+                handler(text)
+            except Exception:  # one bad listener must not end the subscription
+                log.exception("handler of a %s message failed", name)
+
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        """Subscribe and wait for the server's confirmation of every channel: only from
+        then on is every publication delivered here."""
+        channels = list(self._handlers)
+        await pubsub.subscribe(*channels)
+        pending = set(channels)
+        deadline = asyncio.get_running_loop().time() + SUBSCRIBE_TIMEOUT_S
+        while pending:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"Redis did not confirm the subscription to {pending}")
+            msg = await pubsub.get_message(timeout=left)
+            if msg is None:
+                continue
+            channel = msg.get("channel")
+            name = channel.decode() if isinstance(channel, bytes) else str(channel)
+            if msg.get("type") == "subscribe":
+                pending.discard(name)
+            elif msg.get("type") == "message":
+                self._dispatch(name, msg["data"])
 
     async def _run(self) -> None:
         delay = 0.1
@@ -257,17 +312,21 @@ class EventHub:
             client = aioredis.from_url(self._url, health_check_interval=30,
                                        socket_keepalive=True, client_name=self.client_name)
             try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(EVENTS_CHANNEL)
+                async with client.pubsub() as pubsub:
+                    await self._subscribe(pubsub)
+                    self.epoch += 1
                     self.connected, delay = True, 0.1
-                    # Something may have been missed while unsubscribed: every feed reads.
+                    # Something may have been missed while unsubscribed: caches clear,
+                    # every feed reads.
+                    for hook in self._on_subscribed:
+                        hook()
                     for feed in list(self._feeds.values()):
                         feed.poke()
                     while True:
                         # A timeout, so the connection's health check runs when idle.
                         msg = await pubsub.get_message(timeout=5.0)
                         if msg is not None and msg.get("type") == "message":
-                            self._notified(msg["data"])
+                            self._dispatch(msg["channel"], msg["data"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarts: resubscribe with backoff

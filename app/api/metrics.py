@@ -83,15 +83,37 @@ NODES = Gauge("hangar_nodes", "Nodes by status (read from the database).", ["sta
 SSE_SUBSCRIBERS = Gauge(
     "hangar_sse_subscribers", "Event-stream clients connected to this API process."
 )
+READ_CACHE_LOOKUPS = Counter(
+    "hangar_read_cache_lookups_total",
+    "GET /clusters/{id} reads by where they were served from: hit (this process's read "
+    "cache) or miss (the database). Updated at scrape time.",
+    ["result"],
+)
+READ_CACHE_ENTRIES = Gauge(
+    "hangar_read_cache_entries", "Clusters held in this API process's read cache."
+)
+TOKEN_CACHE_ENTRIES = Gauge(
+    "hangar_token_cache_entries", "API tokens held in this API process's token cache."
+)
 SCRAPE_ERRORS = Counter(
     "hangar_metrics_scrape_errors_total",
     "Scrapes whose database counts could not be read (the gauges keep their last value).",
 )
 
 
+# (method, route, status) -> the labelled children: `labels()` costs more than the update.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_LATENCY.labels(method, route).observe(seconds)
+    key = (method, route, status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = _REQUEST_CHILDREN[key] = (
+            HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route)
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def observe_runpod(endpoint: str, outcome: str, seconds: float) -> None:
@@ -145,6 +167,19 @@ async def _counts(session: AsyncSession, column, known: list[str]) -> dict[str, 
     counts = dict.fromkeys(known, 0)
     counts.update({status: n for status, n in rows})
     return counts
+
+
+def observe_caches(read_cache: Any, token_cache: Any) -> None:
+    """Scrape time: the caches' entry counts, and their hit/miss counts since the last
+    scrape (kept as plain integers on the hot path)."""
+    for result in ("hit", "miss"):
+        total = read_cache.hits if result == "hit" else read_cache.misses
+        exported = read_cache.exported.get(result, 0)
+        if total > exported:
+            READ_CACHE_LOOKUPS.labels(result).inc(total - exported)
+            read_cache.exported[result] = total
+    READ_CACHE_ENTRIES.set(len(read_cache))
+    TOKEN_CACHE_ENTRIES.set(len(token_cache))
 
 
 async def render(session: AsyncSession, sse_subscribers: int) -> bytes:

@@ -51,8 +51,10 @@ class Dispatcher:
         await self.redis.publish(EVENTS_CHANNEL, f"{cluster_id} {seq}")
 
     async def after_commit(self, tx: ClusterTx) -> None:
-        if tx.last_seq:
-            await self.published(tx.cluster.id, tx.last_seq)
+        # Announced even without a new event (a pod id recorded, say): API processes drop
+        # their cached copy of the cluster on any announcement; SSE feeds read only if the
+        # seq is new to them.
+        await self.published(tx.cluster.id, tx.last_seq or tx.cluster.last_event_seq)
         for node_id, delay in tx.wake_nodes.items():
             await self.node(node_id, delay)
         if tx.wake_poll is not None:

@@ -208,6 +208,8 @@ async def locked_cluster(
     """Lock the cluster row, yield it with its nodes; commit, then notify and enqueue."""
     async with sessionmaker() as session:
         async with session.begin():
+            # The nodes are read by a second statement, after the lock is granted: joined to
+            # this one, they would come from the snapshot taken before waiting for the lock.
             cluster = await session.scalar(
                 select(Cluster)
                 .where(Cluster.id == cluster_id)

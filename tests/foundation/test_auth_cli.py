@@ -7,8 +7,10 @@ import sys
 import httpx
 
 
-async def _cli(database_url: str, *args: str) -> tuple[int, str]:
+async def _cli(database_url: str, *args: str, redis_url: str | None = None) -> tuple[int, str]:
     env = dict(os.environ, DATABASE_URL=database_url, HANGAR_LOG_JSON="false")
+    if redis_url:  # where `keys revoke` announces revocations to the API processes
+        env["REDIS_URL"] = redis_url
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -17,7 +19,7 @@ async def _cli(database_url: str, *args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
-async def test_keys_create_token_authenticates(api, database_url) -> None:
+async def test_keys_create_token_authenticates(api, database_url, redis_url) -> None:
     rc, out = await _cli(database_url, "keys", "create", "--team", "t")
     assert rc == 0, out
     token = out.strip().splitlines()[-1]
@@ -35,7 +37,7 @@ async def test_keys_create_token_authenticates(api, database_url) -> None:
             assert r.json()["status"] == 401 and r.json()["detail"]
             assert "Bearer" in r.headers["www-authenticate"]
 
-        rc, out = await _cli(database_url, "keys", "revoke", token[:10])
+        rc, out = await _cli(database_url, "keys", "revoke", token[:10], redis_url=redis_url)
         assert rc == 0, out
         r = await client.get("/clusters", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401

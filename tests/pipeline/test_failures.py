@@ -77,6 +77,22 @@ async def test_create_5xx_after_creating_is_adopted(hangar, worker, sim) -> None
     assert len(sim.alive_pods()) == 2
 
 
+async def test_one_batch_of_creates_with_mixed_outcomes(hangar, worker, sim) -> None:
+    """A cluster's first creates go out together; each failure takes its own path after:
+    a lost response is adopted by name, a 5xx and no capacity are retried, one pod per node."""
+    lost = sim.faults.lost_create(count=1, mode="drop")
+    failed = sim.faults.server_error(count=1, endpoint="create", status=500)
+    full = sim.faults.capacity(count=1, visible_in_catalog=False)
+    cid = await create(hangar, nodes=6)
+    body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
+    assert body["status"] == "ready", body
+    assert (lost.remaining, failed.remaining, full.remaining) == (0, 0, 0)
+    assert sorted(pods_per_node(sim).values()) == [1] * 6
+    assert len(sim.alive_pods()) == 6
+    codes = [e["data"].get("code") for e in await events(hangar, cid) if e["type"] == "cluster.notice"]
+    assert "no_capacity_candidate" in codes
+
+
 async def test_pod_exits_while_starting(hangar, worker, sim) -> None:
     sim.faults.pod_timing(start_delay=5.0)
     sim.faults.exit_after(0.5, status="EXITED", count=1)
@@ -105,13 +121,16 @@ async def test_setup_fails(hangar, worker, sim) -> None:
     assert "about to fail" in lines
 
 
-async def test_host_key_changed_never_runs_setup(hangar, worker, sim) -> None:
+async def test_host_key_changed_refuses_to_reconnect(hangar, worker, sim) -> None:
+    """The first connection pins the key; a later one (the setup outlives a bootstrap step)
+    meets another key: the node fails and nothing more runs on that server."""
     sim.faults.change_host_key(name_prefix=PREFIX)
-    cid = await create(hangar, setup="touch ran-setup")
-    body = await wait_for(hangar, cid, {"failed"})
+    cid = await create(hangar, setup="echo started; sleep 6; echo finished")
+    body = await wait_for(hangar, cid, {"failed"}, timeout=60)
     assert body["reason"] == "host_key_changed", body
     assert body["nodes"][0]["reason"] == "host_key_changed"
-    assert not any((p.workdir / "ran-setup").exists() for p in sim.all_pods())
+    lines = [e["data"]["line"] for e in await events(hangar, cid) if e["type"] == "node.output"]
+    assert lines == ["started"]
     assert sim.alive_pods() == []
 
 
@@ -131,7 +150,7 @@ async def test_redis_flushed_mid_flight(hangar, worker, sim, pipeline_settings) 
     await worker.stop()
     cid = await create(hangar, nodes=2)
     r = aioredis.from_url(pipeline_settings.redis_url)
-    assert await r.zcard("arq:queue") == 2
+    assert await r.zcard("arq:queue") == 1  # one job creates every pending node
     await r.flushdb()  # every queued job is gone: only the rows remember the work
     await r.aclose()
     await worker.start()

@@ -9,12 +9,14 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import and_, or_, select
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import State
 
-from app.api.deps import CurrentCaller, Session, require_json_body
+from app.api.deps import CurrentCaller, require_json_body
 from app.api.docs import problems
-from app.api.errors import ApiError
+from app.api.errors import ApiError, not_found
+from app.api.readcache import ClusterReadCache
+from app.api.routing import LeanRoute
 from app.api.schemas import (
     EXAMPLE_REQUEST,
     ClusterCreate,
@@ -22,7 +24,7 @@ from app.api.schemas import (
     ClusterPage,
     ClusterStatusName,
 )
-from app.db.models import Cluster
+from app.db.session import driver_connection
 from app.services import clusters as svc
 
 router = APIRouter(prefix="/clusters", tags=["clusters"])
@@ -134,7 +136,6 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 )
 async def list_clusters(
     request: Request,
-    session: Session,
     caller: CurrentCaller,
     status: Annotated[list[ClusterStatusName] | None, Query(description="Filter by status")] = None,
     name: Annotated[
@@ -147,35 +148,50 @@ async def list_clusters(
         Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
               description="Opaque; taken from the previous page's `next`"),
     ] = None,
-) -> ClusterPage:
-    q = select(Cluster).where(Cluster.team_id == caller.team_id)
-    if status:
-        q = q.where(Cluster.status.in_(status))
-    if name:
-        q = q.where(Cluster.name == name)
-    if cursor:
-        ts, cid = _parse_cursor(cursor)
-        q = q.where(or_(Cluster.created_at < ts, and_(Cluster.created_at == ts, Cluster.id < cid)))
-    rows = list(
-        (await session.scalars(q.order_by(Cluster.created_at.desc(), Cluster.id.desc())
-                               .limit(limit + 1))).all()
-    )
+) -> Response:
+    after = _parse_cursor(cursor) if cursor else None
+    async with driver_connection(request.app.state.engine) as conn:
+        rows = await svc.read_cluster_page(conn, caller.team_id, statuses=status, name=name,
+                                           after=after, limit=limit + 1)
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         nxt = str(request.url.include_query_params(cursor=_cursor(last.created_at, last.id)))
-    return ClusterPage(items=[svc.to_out(c) for c in rows], next=nxt)
+    # The bytes FastAPI would write for ClusterPage, without building the models.
+    return Response(svc.page_json(rows, nxt), media_type="application/json")
 
 
-@router.get(
+async def read_cluster(state: State, cluster_id: uuid.UUID) -> svc.EncodedCluster | None:
+    """The cluster's rows, from this process's read cache (app/api/readcache.py) or one
+    query; any team's (the caller checks)."""
+
+    async def load() -> svc.EncodedCluster | None:
+        async with driver_connection(state.engine) as conn:
+            return await svc.read_cluster(conn, cluster_id)
+
+    cache: ClusterReadCache = state.read_cache
+    return await cache.get_or_load(cluster_id, load)
+
+
+async def get_cluster(cluster_id: uuid.UUID, request: Request, caller: CurrentCaller) -> Response:
+    row = await read_cluster(request.app.state, cluster_id)
+    if row is None or row.team_id != caller.team_id:
+        raise not_found()
+    # Priced now, from the rows; the bytes FastAPI would write for ClusterOut.
+    return Response(svc.cluster_json(row), media_type="application/json")
+
+
+# The busiest route: served by a LeanRoute (app/api/routing.py), same contract.
+router.add_api_route(
     "/{cluster_id}",
+    get_cluster,
+    methods=["GET"],
     response_model=ClusterOut,
     summary="One cluster with its nodes, hourly rate and accrued cost",
     responses=problems(401, 404, 422),
+    route_class_override=LeanRoute,
 )
-async def get_cluster(cluster_id: uuid.UUID, session: Session, caller: CurrentCaller) -> ClusterOut:
-    return svc.to_out(await svc.get_cluster(session, caller.team_id, cluster_id))
 
 
 @router.delete(
@@ -190,6 +206,11 @@ async def get_cluster(cluster_id: uuid.UUID, session: Session, caller: CurrentCa
 async def delete_cluster(cluster_id: uuid.UUID, request: Request,
                          caller: CurrentCaller) -> ClusterOut:
     state = request.app.state
-    cluster = await svc.delete_cluster(state.sessionmaker, state.dispatcher, caller.team_id,
-                                       cluster_id)
+    try:
+        cluster = await svc.delete_cluster(state.sessionmaker, state.dispatcher,
+                                           caller.team_id, cluster_id)
+    finally:
+        # Before answering: this process's next GET reads the change (read-your-writes);
+        # other processes hear of it through the commit's notification.
+        state.read_cache.invalidate(cluster_id)
     return svc.to_out(cluster)

@@ -24,6 +24,7 @@ router = APIRouter(tags=["health"])
     }}}},
 )
 async def prometheus_metrics(request: Request, session: Session) -> Response:
-    hub = request.app.state.hub
-    body = await metrics.render(session, hub.subscribers)
+    state = request.app.state
+    metrics.observe_caches(state.read_cache, state.tokens)
+    body = await metrics.render(session, state.hub.subscribers)
     return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)

@@ -114,7 +114,7 @@ class RunPodProvider:
         """
         body = create_body(spec)
         endpoint = "POST /pods"
-        log.info("runpod: creating pod %s", describe_body(body))
+        log.debug("runpod: creating pod %s", describe_body(body))
 
         async def attempt() -> Pod:
             resp = await self._send("POST", "/pods", endpoint, json=body)

@@ -1,0 +1,342 @@
+"""The read path of `GET /clusters/{id}` and `GET /clusters` (docs/read-path.md): the same
+bytes as the models give, and the per-process read cache kept true by the commits'
+notifications on Redis, by the same process's DELETE, by its max age; team isolation with
+a warm cache; the cache off with 0. Real Postgres and Redis, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import httpx
+import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+from sqlalchemy import select, update
+
+from app.api.app import create_app
+from app.api.hub import EventHub
+from app.api.readcache import ClusterReadCache
+from app.api.schemas import ClusterPage
+from app.db.models import Cluster, Node
+from app.db.session import driver_connection
+from app.services import clusters as svc
+from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
+from app.services.state import locked_cluster, utcnow
+from app.services.teams import create_token
+from app.settings import Settings
+from tests.api.conftest import assert_problem
+from tests.conftest import ServedApp, serve_app
+from tests.events.helpers import eventually, make_cluster
+
+LONG = 30.0  # a max age no test waits for: only an invalidation explains a prompt change
+
+Serve = Callable[..., Awaitable[tuple[ServedApp, FastAPI]]]
+
+
+@pytest.fixture
+async def serve(settings: Settings) -> AsyncIterator[Serve]:
+    """`await serve(read_cache_s=...)`: the API with these settings, its hub subscribed."""
+    started: list[ServedApp] = []
+
+    async def make(**overrides) -> tuple[ServedApp, FastAPI]:
+        app = create_app(settings.model_copy(update=overrides))
+        served = await serve_app(app)
+        started.append(served)
+        await eventually(lambda: app.state.hub.connected)
+        return served, app
+
+    yield make
+    for served in started:
+        await served.stop()
+
+
+@pytest.fixture
+async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
+    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    yield Dispatcher(redis)
+    await redis.aclose()
+
+
+async def client_of(db, served: ServedApp, team: str) -> tuple[httpx.AsyncClient, uuid.UUID]:
+    async with db() as session:
+        token, plaintext = await create_token(session, team)
+    client = httpx.AsyncClient(base_url=served.url, timeout=30,
+                               headers={"Authorization": f"Bearer {plaintext}"})
+    return client, token.team_id
+
+
+async def set_node(db, cluster_id: uuid.UUID, **values) -> None:
+    """Change node 0 directly in the database: a commit nobody announces."""
+    async with db() as session, session.begin():
+        await session.execute(update(Node).where(Node.cluster_id == cluster_id,
+                                                 Node.index == 0).values(**values))
+
+
+async def public_ip(client: httpx.AsyncClient, cluster_id: uuid.UUID) -> str | None:
+    r = await client.get(f"/clusters/{cluster_id}")
+    assert r.status_code == 200, r.text
+    return r.json()["nodes"][0]["public_ip"]
+
+
+async def test_bodies_are_the_models_bytes(db, engine) -> None:
+    """GET's and the list's bodies are byte for byte what FastAPI writes for `to_out(...)`
+    (ClusterOut) and a ClusterPage: field order, floats, dates, JSON columns, text."""
+    async with db() as session:
+        token, _ = await create_token(session, "alpha")
+    cid = await make_cluster(db, token.team_id, nodes=3)
+    now = utcnow()
+    async with db() as session, session.begin():
+        await session.execute(update(Node).where(Node.cluster_id == cid, Node.index == 0).values(
+            status="ready", hourly_rate=0.44, started_at=now - timedelta(hours=1),
+            ready_at=now - timedelta(minutes=59), pod_id="pod0", public_ip="203.0.113.7",
+            ssh_port=22022, data_center_id="EU-RO-1", gpu_type_id="NVIDIA GeForce RTX 4090"))
+        await session.execute(update(Node).where(Node.cluster_id == cid, Node.index == 1).values(
+            status="terminated", hourly_rate=1e-7, started_at=now - timedelta(hours=2),
+            terminated_at=now - timedelta(minutes=30), reason="deleted",
+            message='gone: "quoted", é, \u2028, \t'))
+        await session.execute(update(Cluster).where(Cluster.id == cid).values(
+            env={"B": "2", "A": "é ü", "Z": "</script>"}, ports=["22/tcp", "8888/http"],
+            data_center_ids=["EU-RO-1"], max_hourly_cost=3.5, ttl_seconds=60,
+            setup="echo 'hi'\n\tprintf \"%s\" x", ready_at=now, expires_at=now))
+    async with db() as session:
+        cluster = await session.scalar(select(Cluster).where(Cluster.id == cid))
+        expected = svc.to_out(cluster, now)
+    async with driver_connection(engine) as conn:
+        one = await svc.read_cluster(conn, cid)
+        page = await svc.read_cluster_page(conn, token.team_id, statuses=None, name=None,
+                                           after=None, limit=10)
+    assert one is not None and one.team_id == token.team_id
+    assert svc.cluster_json(one, now) == expected.model_dump_json().encode()
+    next_url = "http://testserver/clusters?limit=1&cursor=abc"
+    assert svc.page_json(page, next_url, now) == ClusterPage(
+        items=[expected], next=next_url).model_dump_json().encode()
+    assert svc.page_json([], None, now) == b'{"items":[],"next":null}'
+
+
+async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, serve, dispatcher) -> None:
+    served, app = await serve(read_cache_s=LONG)
+    alpha, team_id = await client_of(db, served, "alpha")
+    cid = await make_cluster(db, team_id, nodes=2)
+    assert await public_ip(alpha, cid) is None  # read once: cached now
+
+    # Committed but not announced: the cache still answers (for up to its max age).
+    await set_node(db, cid, public_ip="198.51.100.1")
+    assert await public_ip(alpha, cid) is None
+    assert app.state.read_cache.hits >= 1
+
+    # A worker-side transaction: commit, then the notification on hangar:events.
+    async with locked_cluster(db, cid, dispatcher) as tx:
+        tx.nodes[0].public_ip = "198.51.100.2"
+        tx.notice("address changed", node=tx.nodes[0])
+    started = time.monotonic()
+    while await public_ip(alpha, cid) != "198.51.100.2":
+        assert time.monotonic() - started < 2.0, "the notification did not invalidate"
+        await asyncio.sleep(0.02)
+
+    # Any message naming the cluster invalidates it (commits without an event, later).
+    await set_node(db, cid, public_ip="198.51.100.3")
+    await dispatcher.redis.publish(EVENTS_CHANNEL, str(cid))
+    started = time.monotonic()
+    while await public_ip(alpha, cid) != "198.51.100.3":
+        assert time.monotonic() - started < 2.0
+        await asyncio.sleep(0.02)
+    await alpha.aclose()
+
+
+async def test_delete_then_get_in_one_process_is_not_stale(db, serve) -> None:
+    served, app = await serve(read_cache_s=LONG)
+    alpha, team_id = await client_of(db, served, "alpha")
+    cid = await make_cluster(db, team_id, nodes=1)
+    assert (await alpha.get(f"/clusters/{cid}")).json()["status"] == "pending"
+    assert (await alpha.get(f"/clusters/{cid}")).json()["status"] == "pending"  # cached
+    deleted = await alpha.delete(f"/clusters/{cid}")
+    assert deleted.status_code == 202
+    after = (await alpha.get(f"/clusters/{cid}")).json()  # at once, no waiting
+    assert after["status"] == deleted.json()["status"] != "pending"
+    assert after["reason"] == "deleted"
+    await alpha.aclose()
+
+
+async def test_another_teams_cluster_is_404_with_a_warm_cache(db, serve) -> None:
+    served, app = await serve(read_cache_s=LONG)
+    alpha, alpha_id = await client_of(db, served, "alpha")
+    beta, _ = await client_of(db, served, "beta")
+    cid = await make_cluster(db, alpha_id, nodes=1)
+    for _ in range(2):
+        assert (await alpha.get(f"/clusters/{cid}")).status_code == 200
+    assert len(app.state.read_cache) == 1 and app.state.read_cache.hits >= 1
+    theirs = assert_problem(await beta.get(f"/clusters/{cid}"), 404, "not_found")
+    unknown = assert_problem(await beta.get(f"/clusters/{uuid.uuid4()}"), 404, "not_found")
+    assert theirs["detail"] == unknown["detail"] and str(cid) not in theirs["detail"]
+    assert_problem(await beta.delete(f"/clusters/{cid}"), 404, "not_found")
+    assert (await alpha.get(f"/clusters/{cid}")).json()["status"] == "pending"
+    assert [c["id"] for c in (await beta.get("/clusters")).json()["items"]] == []
+    await alpha.aclose()
+    await beta.aclose()
+
+
+async def test_read_cache_off_with_zero(db, serve) -> None:
+    served, app = await serve(read_cache_s=0)
+    alpha, team_id = await client_of(db, served, "alpha")
+    cid = await make_cluster(db, team_id, nodes=1)
+    assert await public_ip(alpha, cid) is None
+    await set_node(db, cid, public_ip="198.51.100.9")  # not announced
+    assert await public_ip(alpha, cid) == "198.51.100.9"
+    assert len(app.state.read_cache) == 0 and app.state.read_cache.hits == 0
+    await alpha.aclose()
+
+
+async def test_max_age_bounds_a_missed_notification(db, serve) -> None:
+    served, app = await serve(read_cache_s=0.3)
+    alpha, team_id = await client_of(db, served, "alpha")
+    cid = await make_cluster(db, team_id, nodes=1)
+    assert await public_ip(alpha, cid) is None
+    await set_node(db, cid, public_ip="198.51.100.4")  # never announced
+    changed = time.monotonic()
+    while await public_ip(alpha, cid) != "198.51.100.4":
+        assert time.monotonic() - changed < 0.3 + 0.5, "staler than the max age (plus a read)"
+        await asyncio.sleep(0.02)
+    await alpha.aclose()
+
+
+async def test_list_pages_are_read_in_one_statement_and_priced_now(db, serve) -> None:
+    """The page comes from the database every time (no cache), priced at response time."""
+    served, app = await serve(read_cache_s=LONG)
+    alpha, team_id = await client_of(db, served, "alpha")
+    cid = await make_cluster(db, team_id, nodes=2)
+    await set_node(db, cid, hourly_rate=3600.0, started_at=utcnow() - timedelta(seconds=10))
+    first = (await alpha.get("/clusters")).json()["items"][0]
+    await asyncio.sleep(0.2)
+    second = (await alpha.get("/clusters")).json()["items"][0]
+    assert first["hourly_rate"] == second["hourly_rate"] == 3600.0
+    assert 10 <= first["accrued_cost"] < second["accrued_cost"] < 60  # $1 per second
+    await alpha.aclose()
+
+
+# --- the cache's rules, against a real subscription ------------------------------------------
+
+
+@pytest.fixture
+async def hub(settings: Settings) -> AsyncIterator[EventHub]:
+    hub = EventHub(settings.redis_url)
+    await hub.start()
+    await eventually(lambda: hub.connected)
+    yield hub
+    await hub.stop()
+
+
+async def _row(db, engine, team_id: uuid.UUID) -> svc.EncodedCluster:
+    cid = await make_cluster(db, team_id, nodes=1)
+    async with driver_connection(engine) as conn:
+        row = await svc.read_cluster(conn, cid)
+    assert row is not None
+    return row
+
+
+async def test_a_read_that_raced_an_invalidation_is_not_stored(db, engine, hub) -> None:
+    async with db() as session:
+        token, _ = await create_token(session, "alpha")
+    row = await _row(db, engine, token.team_id)
+    cache = ClusterReadCache(hub, LONG)
+    ticket = cache.ticket(row.id)  # the read begins...
+    cache.on_message(f"{row.id} 7")  # ...a commit of that cluster is announced...
+    assert not cache.put(row.id, ticket, row)  # ...so what it read may be older
+    assert cache.get(row.id) is None
+    assert cache.put(row.id, cache.ticket(row.id), row) and cache.get(row.id) is row
+    cache.on_message(f"{uuid.uuid4()} 1")  # another cluster: kept
+    assert cache.get(row.id) is row
+    cache.on_message("not a cluster id")  # names none: may be about any, so all go
+    assert cache.get(row.id) is None
+
+
+async def test_entries_read_before_a_resubscription_are_not_used(db, engine, hub,
+                                                                 settings) -> None:
+    async with db() as session:
+        token, _ = await create_token(session, "alpha")
+    row = await _row(db, engine, token.team_id)
+    cache = ClusterReadCache(hub, LONG)
+    early = cache.ticket(row.id)
+    assert cache.put(row.id, cache.ticket(row.id), row)
+    epoch = hub.epoch
+    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        mine = [c for c in await redis.client_list() if c.get("name") == hub.client_name]
+        await redis.client_kill_filter(_id=mine[0]["id"])  # Redis drops the subscription
+        await eventually(lambda: not hub.connected or hub.epoch != epoch)
+        assert cache.get(row.id) is None  # down, or up again since the entry was read
+        await eventually(lambda: hub.connected and hub.epoch != epoch)
+    finally:
+        await redis.aclose()
+    assert not cache.put(row.id, early, row)  # begun under the old subscription
+    assert cache.put(row.id, cache.ticket(row.id), row) and cache.get(row.id) is row
+
+
+async def test_entries_expire_and_the_cache_is_bounded(db, engine, hub) -> None:
+    async with db() as session:
+        token, _ = await create_token(session, "alpha")
+    rows = [await _row(db, engine, token.team_id) for _ in range(3)]
+    cache = ClusterReadCache(hub, 0.2, max_entries=2)
+    for row in rows:
+        assert cache.put(row.id, cache.ticket(row.id), row)
+    assert len(cache) == 2 and cache.get(rows[0].id) is None  # the least recently used
+    assert cache.get(rows[2].id) is rows[2]
+    await asyncio.sleep(0.25)
+    assert cache.get(rows[2].id) is None  # older than the max age
+    assert ClusterReadCache(hub, 0).ticket(rows[0].id) is None  # off: nothing is stored
+
+
+# --- the lean route answers as FastAPI's handler does -------------------------------------------
+
+
+async def test_lean_route_errors_are_fastapis(db, serve) -> None:
+    """`GET /clusters/{id}` (a LeanRoute) and `DELETE /clusters/{id}` (FastAPI's own
+    handler) declare the same inputs: the same 401 without a token, checked before the
+    path, and the same 422 for a bad id."""
+    served, _ = await serve()
+    alpha, _ = await client_of(db, served, "alpha")
+    async with httpx.AsyncClient(base_url=served.url) as anon:
+        for path in ("/clusters/not-a-uuid", f"/clusters/{uuid.uuid4()}"):
+            got, ref = await anon.get(path), await anon.delete(path)
+            assert_problem(got, 401, "unauthorized")
+            assert got.json() | {"request_id": None} == ref.json() | {"request_id": None}
+            assert got.headers["www-authenticate"] == ref.headers["www-authenticate"]
+    for bad in ("not-a-uuid", "1234", "hgr_" + "x" * 43, "%00"):
+        got, ref = await alpha.get(f"/clusters/{bad}"), await alpha.delete(f"/clusters/{bad}")
+        body = assert_problem(got, 422, "invalid_request")
+        assert body | {"request_id": None} == ref.json() | {"request_id": None}
+        assert body["errors"][0]["field"] == "cluster_id"
+    await alpha.aclose()
+
+
+def test_get_cluster_is_served_by_a_lean_route() -> None:
+    from app.api.routing import LeanRoute
+
+    routes = [r for r in create_app().routes
+              if getattr(r, "path", None) == "/clusters/{cluster_id}"]
+    get = next(r for r in routes if r.methods == {"GET"})
+    assert isinstance(get, LeanRoute) and get.lean
+
+
+def test_the_openapi_document_declares_the_bearer_scheme() -> None:
+    """`get_caller` parses the header itself (no HTTPBearer sub-dependency): the document
+    still declares the scheme, on every operation that needs a token and only there."""
+    doc = create_app().openapi()
+    assert doc["components"]["securitySchemes"] == {"HTTPBearer": {
+        "type": "http", "description": "An API token from `hangar keys create`.",
+        "scheme": "bearer"}}
+    secured = {(path, method) for path, item in doc["paths"].items()
+               for method, op in item.items() if op.get("security") == [{"HTTPBearer": []}]}
+    assert secured == {("/clusters", "post"), ("/clusters", "get"),
+                       ("/clusters/{cluster_id}", "get"), ("/clusters/{cluster_id}", "delete"),
+                       ("/clusters/{cluster_id}/events", "get"), ("/gpu-types", "get")}
+    assert list(doc["paths"]) == ["/healthz", "/readyz", "/metrics", "/clusters",
+                                  "/clusters/{cluster_id}", "/clusters/{cluster_id}/events",
+                                  "/gpu-types"]
+    op = doc["paths"]["/clusters/{cluster_id}"]["get"]
+    assert list(op)[:5] == ["tags", "summary", "operationId", "security", "parameters"]
+    assert "401" in op["responses"] and "422" in op["responses"]
