@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import raiseload
@@ -22,6 +23,7 @@ from app.ssh.bootstrap import (
     BootstrapSession,
     HostKeyChanged,
     OutputLines,
+    Progress,
     SSHError,
     SSHUnavailable,
     render_script,
@@ -142,27 +144,43 @@ async def _follow(
             interval = await _pause(progress.data, interval)
             continue
         last_write = time.monotonic()
-        async with w.locked(cluster_id) as tx:
-            node = tx.node(node_id)
-            if node is None or node.status != N.BOOTSTRAPPING or node.output_offset != offset:
-                return 0  # deleted, failed, or another job got here first
-            node.host_key = node.host_key or pin
-            node.bootstrap_started_at = node.bootstrap_started_at or tx.now
-            _emit(tx, node, texts)
-            node.output_offset = offset = lines.offset
-            if progress.complete:
-                node.exit_code = progress.exit_code
-                if progress.exit_code == 0:
-                    tx.set_node_status(node, N.READY)
-                    node.next_check_at = None
-                else:
-                    tx.fail_node(node, Reason.BOOTSTRAP_FAILED,
-                                 f"setup exited with status {progress.exit_code}")
-                return None
-            node.next_check_at = tx.now + timedelta(seconds=w.settings.reconcile_grace_s)
+        done = lines.offset
+
+        # Shared with the other nodes of the cluster writing at the same moment.
+        stop, delay = await w.group.run(cluster_id, partial(
+            _record, w, node_id, offset, done, texts, progress, pin))
+        if stop:
+            return delay
+        offset = done
         if time.monotonic() >= deadline:
             return 0.1
         interval = await _pause(progress.data, interval)
+
+
+def _record(
+    w: Work, node_id: uuid.UUID, offset: int, done: int, texts: list[str],
+    progress: Progress, pin: str | None, tx: ClusterTx,
+) -> tuple[bool, float | None]:
+    """Under the cluster lock: one read's lines (`offset` to `done`), and the end if it
+    came. Returns (True, delay) to stop with that delay, (False, None) to read on."""
+    node = tx.node(node_id)
+    if node is None or node.status != N.BOOTSTRAPPING or node.output_offset != offset:
+        return True, 0  # deleted, failed, or another job got here first
+    node.host_key = node.host_key or pin
+    node.bootstrap_started_at = node.bootstrap_started_at or tx.now
+    _emit(tx, node, texts)
+    node.output_offset = done
+    if progress.complete:
+        node.exit_code = progress.exit_code
+        if progress.exit_code == 0:
+            tx.set_node_status(node, N.READY)
+            node.next_check_at = None
+        else:
+            tx.fail_node(node, Reason.BOOTSTRAP_FAILED,
+                         f"setup exited with status {progress.exit_code}")
+        return True, None
+    node.next_check_at = tx.now + timedelta(seconds=w.settings.reconcile_grace_s)
+    return False, None
 
 
 async def _pause(data: bytes, interval: float) -> float:

@@ -18,7 +18,7 @@ from app.db.session import make_sessionmaker
 from app.providers import make_provider
 from app.providers.base import Provider
 from app.services.dispatch import Dispatcher
-from app.services.state import locked_cluster
+from app.services.state import GroupCommit, locked_cluster
 from app.settings import Settings, async_database_url, get_settings
 
 
@@ -32,6 +32,8 @@ class Work:
     dispatcher: Dispatcher
     # Reads and single-statement writes: autocommit, so no BEGIN/COMMIT round trips.
     autocommit: async_sessionmaker[AsyncSession]
+    # Small changes to one cluster from many jobs at once, in shared transactions.
+    group: GroupCommit
 
     def locked(self, cluster_id: UUID):
         return locked_cluster(self.sessionmaker, cluster_id, self.dispatcher)
@@ -61,14 +63,17 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
         start_worker_metrics_server(settings.worker_metrics_port)
         ctx["metrics_started"] = True
     ctx["engine"] = make_worker_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(ctx["engine"])
+    dispatcher = Dispatcher(ctx["redis"])
     ctx["work"] = Work(
         settings=settings,
-        sessionmaker=make_sessionmaker(ctx["engine"]),
+        sessionmaker=sessionmaker,
         provider=make_provider(settings, on_request=observe_runpod),
-        dispatcher=Dispatcher(ctx["redis"]),
+        dispatcher=dispatcher,
         autocommit=make_sessionmaker(
             ctx["engine"].execution_options(isolation_level="AUTOCOMMIT")
         ),
+        group=GroupCommit(sessionmaker, dispatcher),
     )
 
 
