@@ -43,7 +43,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         if status == N.STARTING:
             poll = True
         else:
-            await w.dispatcher.node(node_id)
+            await w.dispatcher.recover(node_id)
     if poll:
         await w.dispatcher.poll(0)
     for cluster_id in expired:

@@ -27,6 +27,11 @@ class Dispatcher:
     async def node(self, node_id: uuid.UUID, delay: float = 0.0) -> None:
         await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None)
 
+    async def recover(self, node_id: uuid.UUID) -> None:
+        """The reconciler's job for an overdue node: one per node at a time (its id dedupes),
+        so a backlog that makes nodes look overdue does not pile up copies of their jobs."""
+        await self.redis.enqueue_job("node_step", str(node_id), _job_id=f"recover:{node_id}")
+
     async def poll(self, delay: float = 0.0, *, since: float | None = None) -> None:
         """One readiness poll per tick, however many nodes ask for it (the job id dedupes).
 
