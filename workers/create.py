@@ -72,15 +72,12 @@ class Attempt:
 
 
 async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> float | None:
-    """Move a pending/creating node to `starting` with a pod. Returns the delay to the next
+    """Move a creating node to `starting` with a pod. Returns the delay to the next
     step of this node (0: go on now), or None when another actor (the poll) takes over."""
     async with w.locked(cluster_id) as tx:
         node = tx.node(node_id)
-        if node is None or node.status not in (N.PENDING, N.CREATING):
-            return 0
-        if node.status == N.PENDING:
-            tx.set_node_status(node, N.CREATING)
-            node.provision_started_at = tx.now
+        if node is None or node.status != N.CREATING:
+            return 0  # pending nodes go through `create_batch`
         maybe_created = node.pod_name if node.pod_id is None else None
         # Nothing to look up: record the first attempt's name in this same transaction.
         attempt = None if maybe_created else _plan_attempt(w, tx, node)

@@ -22,9 +22,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.singleflight import SingleFlight
 from app.db.session import driver_connection
 
 log = logging.getLogger("hangar.api.auth")
@@ -61,7 +63,7 @@ class TokenCache:
     ttl_s: float
     max_entries: int = MAX_ENTRIES
     _entries: dict[str, _Entry] = field(default_factory=dict)
-    _inflight: dict[str, asyncio.Future[Caller | None]] = field(default_factory=dict)
+    _flights: SingleFlight[str, Caller | None] = field(default_factory=SingleFlight)
     _generation: int = 0  # moves on every drop/clear: a lookup begun before is not stored
     _background: set[asyncio.Task] = field(default_factory=set)
 
@@ -78,20 +80,7 @@ class TokenCache:
                     self._touch_later(entry.caller.token_id)
                 return entry.caller
             del self._entries[digest]
-        pending = self._inflight.get(digest)
-        if pending is None:
-            pending = asyncio.ensure_future(self._lookup(digest, self._generation))
-            self._inflight[digest] = pending
-
-            def done(f: asyncio.Future[Caller | None]) -> None:
-                if self._inflight.get(digest) is f:
-                    del self._inflight[digest]
-                if not f.cancelled():
-                    f.exception()  # retrieved: every waiter may have gone away
-
-            pending.add_done_callback(done)
-        # Shielded: one caller going away does not cancel the others' lookup.
-        return await asyncio.shield(pending)
+        return await self._flights.run(digest, partial(self._lookup, digest, self._generation))
 
     async def _lookup(self, digest: str, generation: int) -> Caller | None:
         started = time.monotonic()
@@ -125,13 +114,13 @@ class TokenCache:
     def drop(self, digests: Iterable[str]) -> None:
         """Forget these token hashes (revoked); lookups under way are not shared any more."""
         self._generation += 1
-        self._inflight.clear()
+        self._flights.clear()
         for digest in digests:
             self._entries.pop(digest, None)
 
     def clear(self) -> None:
         self._generation += 1
-        self._inflight.clear()
+        self._flights.clear()
         self._entries.clear()
 
     def on_message(self, text: str) -> None:

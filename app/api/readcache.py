@@ -24,14 +24,15 @@ way, so a request that arrives after it starts a read of its own.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
+from app.api.singleflight import SingleFlight
 from app.services.clusters import EncodedCluster
 
 MAX_ENTRIES = 10_000
@@ -70,7 +71,7 @@ class ClusterReadCache:
         self.max_age_s = max_age_s
         self.max_entries = max_entries
         self._entries: OrderedDict[uuid.UUID, _Entry] = OrderedDict()
-        self._inflight: dict[uuid.UUID, asyncio.Future[EncodedCluster | None]] = {}
+        self._flights: SingleFlight[uuid.UUID, EncodedCluster | None] = SingleFlight()
         self._generations = [0] * _BUCKETS
         self._clears = 0
         self.hits = 0
@@ -106,25 +107,14 @@ class ClusterReadCache:
         row = self.get(cluster_id)
         if row is not None:
             return row
-        pending = self._inflight.get(cluster_id)
-        if pending is None:
+        ticket = None
+        if not self._flights.running(cluster_id):
             ticket = self.ticket(cluster_id)  # before the query: see `put`
             if ticket is None:  # cache off or subscription down: a read of its own
                 return await load()
-            pending = asyncio.ensure_future(self._load(cluster_id, ticket, load))
-            self._inflight[cluster_id] = pending
+        return await self._flights.run(cluster_id, partial(self._load, cluster_id, ticket, load))
 
-            def done(f: asyncio.Future[EncodedCluster | None]) -> None:
-                if self._inflight.get(cluster_id) is f:
-                    del self._inflight[cluster_id]
-                if not f.cancelled():
-                    f.exception()  # retrieved: every waiter may have gone away
-
-            pending.add_done_callback(done)
-        # Shielded: one request going away does not cancel the others' read.
-        return await asyncio.shield(pending)
-
-    async def _load(self, cluster_id: uuid.UUID, ticket: Ticket,
+    async def _load(self, cluster_id: uuid.UUID, ticket: Ticket | None,
                     load: Callable[[], Awaitable[EncodedCluster | None]]) -> EncodedCluster | None:
         row = await load()
         if row is not None:
@@ -153,12 +143,12 @@ class ClusterReadCache:
     def invalidate(self, cluster_id: uuid.UUID) -> None:
         self._generations[hash(cluster_id) % _BUCKETS] += 1
         self._entries.pop(cluster_id, None)
-        self._inflight.pop(cluster_id, None)
+        self._flights.forget(cluster_id)
 
     def clear(self) -> None:
         self._clears += 1
         self._entries.clear()
-        self._inflight.clear()
+        self._flights.clear()
 
     def on_message(self, text: str) -> None:
         """A message on `hangar:events`: "<cluster_id>[ <anything>]" invalidates that
