@@ -149,14 +149,37 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (seconds)."""
+def cpu_seconds(pid: int, children: bool = False) -> float | None:
+    """User + system CPU time of a process so far (seconds); with `children`, that of its
+    children it has waited for instead (the simulator's `bash -c` per SSH exec)."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rfind(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu() -> float:
+    """CPU seconds of the machine's redis-server processes so far (the run's Redis is one)."""
+    total = 0.0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"redis-server") or b"/redis-server" in cmdline.split(b"\0")[0]:
+            total += cpu_seconds(int(name)) or 0.0
+    return total
+
+
+def own_cpu() -> float:
+    """CPU seconds of this script (the load generator: POSTs, status reads), all threads."""
+    t = os.times()
+    return t.user + t.system
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -195,14 +218,26 @@ class CpuMeter:
     def start(self) -> CpuMeter:
         self.t0 = time.monotonic()
         self.p0 = {p.name: p.cpu() for p in self.procs}
+        self.c0 = {p.name: p.children_cpu() for p in self.procs}
         self.pg0 = postgres_cpu(self.database)
+        self.r0, self.b0 = redis_cpu(), own_cpu()
         self.m0 = machine_cpu()
         return self
 
     def stop(self) -> dict[str, Any]:
+        """Seconds per process; `<name>_children` is what its reaped children used, `other`
+        is the rest of the machine's busy time (kernel work not charged to a process, py-spy,
+        anything else running)."""
         busy, total = machine_cpu()
         out: dict[str, Any] = {p.name: round(p.cpu() - self.p0[p.name], 2) for p in self.procs}
+        for p in self.procs:
+            kids = p.children_cpu() - self.c0[p.name]
+            if kids >= 0.01:
+                out[f"{p.name}_children"] = round(kids, 2)
         out["postgres"] = round(postgres_cpu(self.database) - self.pg0, 2)
+        out["redis"] = round(redis_cpu() - self.r0, 2)
+        out["bench_client"] = round(own_cpu() - self.b0, 2)
+        out["other"] = round(max(busy - self.m0[0] - sum(out.values()), 0.0), 2)
         out["machine_busy_pct"] = round(100 * (busy - self.m0[0]) / max(total - self.m0[1], 1e-9),
                                         1)
         out["wall_s"] = round(time.monotonic() - self.t0, 2)
@@ -248,6 +283,9 @@ class Proc:
     def cpu(self) -> float:
         now = cpu_seconds(self.pid) if self.alive() else None
         return self.cpu_before + (now or 0.0)
+
+    def children_cpu(self) -> float:
+        return (cpu_seconds(self.pid, children=True) or 0.0) if self.alive() else 0.0
 
     def kill(self) -> None:
         """SIGKILL (chaos): no cleanup at all."""

@@ -333,6 +333,8 @@ async def main_async(args) -> int:
     per_node = {k: round(v / nodes, 3) for k, v in sorted(all_counts.items())} if nodes else {}
     dups = duplicate_pods(every_pod)
     pods_per_node = Counter(p["name"].rsplit("-a", 1)[0] for p in every_pod)
+    ssh = {"connections": sum(p.get("sshConnections", 0) for p in every_pod),
+           "commands": sum(p.get("sshCommands", 0) for p in every_pod)}
     figures: dict[str, Any] = {
         "config": {"sizes": sizes, "clusters_per_size": args.clusters,
                    "sequential": args.sequential, "start_delay_s": args.start_delay,
@@ -349,6 +351,7 @@ async def main_async(args) -> int:
         "requests_per_node": per_node,
         "creates_per_node": creates,
         "pods_created": len(every_pod), "nodes_with_pods": len(pods_per_node),
+        "ssh_per_node": {k: rnd(v / nodes if nodes else None, 2) for k, v in ssh.items()},
         "orphan_pods": len(alive), "duplicate_pods": len(dups),
         "db_transactions_per_node_provisioning": rnd(xacts / nodes if nodes else None, 1),
         "cpu_ms_per_node_provisioning": {
@@ -382,6 +385,8 @@ async def main_async(args) -> int:
     lines.append("RunPod requests in total: " + ", ".join(
         f"{k} {v}" for k, v in sorted(all_counts.items())))
     lines.append("per node: " + ", ".join(f"{k} {v}" for k, v in per_node.items()))
+    lines.append("SSH per node (simulator's sshd): " + ", ".join(
+        f"{k} {v}" for k, v in figures["ssh_per_node"].items()))
     lines.append(f"pods created {len(every_pod)} for {nodes} nodes; orphans {len(alive)}; "
                  f"nodes with duplicate pods {len(dups)}")
     lines.append("peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in peak.items()))

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ class SimPod:
     host_key: asyncssh.SSHKey | None = None
     replacement_host_key: asyncssh.SSHKey | None = None
     ssh_connections: int = 0
+    ssh_commands: int = 0  # exec/shell requests served
     fake_ports: dict[int, int] = field(default_factory=dict)  # other tcp: private -> public
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     driver: asyncio.Task | None = None
@@ -153,6 +155,7 @@ class SimPod:
             "dataCenterId": self.data_center_id,
             "sshPort": self.ssh.port if self.ssh else None,
             "sshConnections": self.ssh_connections,
+            "sshCommands": self.ssh_commands,
             "workdir": str(self.workdir),
             "neverIp": self.faults.never_ip,
             "faultRules": list(self.faults.rules),
@@ -450,9 +453,14 @@ class PodManager:
             workdir=pod.workdir,
             env=lambda username: self._process_env(pod, username),
             tracker=pod.tracker,
+            on_command=partial(self._count_command, pod),
         )
         pod.ssh_port = await server.start(pod.ssh_port or 0)
         pod.ssh = server
+
+    @staticmethod
+    def _count_command(pod: SimPod) -> None:
+        pod.ssh_commands += 1
 
     def _host_key_for_connection(self, pod: SimPod) -> asyncssh.SSHKey:
         pod.ssh_connections += 1

@@ -116,12 +116,14 @@ class PodSshServer:
         env: Callable[[str], Mapping[str, str]],
         tracker: ProcessTracker,
         sftp: bool = True,
+        on_command: Callable[[], None] | None = None,
     ) -> None:
         self.host = host
         self.workdir = workdir
         self.tracker = tracker
         self.port: int | None = None
         self.connections = 0  # SSH connections seen (bare TCP probes excluded)
+        self._on_command = on_command  # called for every exec/shell request
         self._authorized = frozenset(k.public_data for k in parse_authorized_keys(authorized_keys))
         self._host_key = host_key_for_connection
         self._env = env
@@ -231,6 +233,8 @@ class PodSshServer:
             process.stderr.write(f"subsystem {process.subsystem!r} not supported\n".encode())
             process.exit(1)
             return
+        if self._on_command is not None:
+            self._on_command()
         username = process.get_extra_info("username") or "root"
         argv = ["bash"] if process.command is None else ["bash", "-c", process.command]
         try:

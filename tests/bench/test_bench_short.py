@@ -68,6 +68,8 @@ def test_provision_short(services) -> None:
     assert f["requests_per_node"]["delete_pod"] == 1.0  # one delete per node
     assert f["requests_total"].get("get_pod", 0) == 0  # readiness comes from pod lists
     assert f["per_size"]["1"]["overhead_p50_s"] is not None
+    # At least one connection and a start + a read per node, as counted by the pods' sshd.
+    assert f["ssh_per_node"]["connections"] >= 1 and f["ssh_per_node"]["commands"] >= 2
     assert all(v for v in f["peak_rss_mib"].values())
 
 

@@ -45,6 +45,8 @@ async def test_exec_with_creation_key(
         # A shell request reads commands from stdin.
         result = await conn.run(input="echo from-shell\nexit 4\n")
         assert result.stdout == "from-shell\n" and result.exit_status == 4
+        # Two execs and a shell, counted for the admin view (benchmarks report them per node).
+        assert sim.pod(pod["id"]).ssh_commands == 3
 
         async with conn.start_sftp_client() as sftp:
             assert "blob.bin" in await sftp.listdir(".")
