@@ -42,6 +42,7 @@ from bench.common import (  # noqa: E402
     base_parser,
     free_port,
     load_average,
+    machine_speed_ms,
     median,
     mib,
     percentile,
@@ -229,6 +230,7 @@ async def main_async(args) -> int:
                 if name == "list_clusters":
                     assert len(r.json()["items"]) == args.page, "the list page must be full"
         load_before = load_average()
+        speed_ms = machine_speed_ms()
         results: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
         with RssSampler([p for p in (stack.api, bare) if p is not None]):
             for _ in range(args.rounds):
@@ -264,12 +266,12 @@ async def main_async(args) -> int:
     figures = {
         "loadgen": loadgen, "connections": args.connections, "duration_s": args.duration,
         "rounds": args.rounds, "page": args.page, "load_average_before": load_before,
-        "load_average_after": load_after, "endpoints": summary, "ratio_to_bare": ratios,
+        "load_average_after": load_after, "machine_speed_ms": speed_ms, "endpoints": summary, "ratio_to_bare": ratios,
         "rss_mib": rss,
     }
     lines = [f"load generator: {loadgen}; {args.connections} connections, {args.duration:.0f}s x "
              f"{args.rounds} rounds per endpoint (medians); load average before {load_before}, "
-             f"after {load_after}"]
+             f"after {load_after}; machine speed {speed_ms} ms (a fixed Python loop)"]
     for name, s in summary.items():
         ratio = f", {ratios[name]:.2f} x bare" if name in ratios and ratios[name] else ""
         lines.append(f"{name:14s} {s['rps']:>8.1f} req/s  p50 {s['p50_ms']:.2f} ms  p99 "

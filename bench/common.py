@@ -182,12 +182,15 @@ def own_cpu() -> float:
     return t.user + t.system
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, total, stolen) CPU seconds of the whole machine since boot, from /proc/stat.
+    Stolen: time the hypervisor ran someone else while this machine wanted a core."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     tick = os.sysconf("SC_CLK_TCK")
+    fields = fields[:8]  # guest time is already in user time
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields) - idle) / tick, sum(fields) / tick
+    steal = fields[7] if len(fields) > 7 else 0
+    return (sum(fields) - idle - steal) / tick, sum(fields) / tick, steal / tick
 
 
 def postgres_cpu(database: str) -> float:
@@ -228,7 +231,7 @@ class CpuMeter:
         """Seconds per process; `<name>_children` is what its reaped children used, `other`
         is the rest of the machine's busy time (kernel work not charged to a process, py-spy,
         anything else running)."""
-        busy, total = machine_cpu()
+        busy, total, steal = machine_cpu()
         out: dict[str, Any] = {p.name: round(p.cpu() - self.p0[p.name], 2) for p in self.procs}
         for p in self.procs:
             kids = p.children_cpu() - self.c0[p.name]
@@ -238,8 +241,9 @@ class CpuMeter:
         out["redis"] = round(redis_cpu() - self.r0, 2)
         out["bench_client"] = round(own_cpu() - self.b0, 2)
         out["other"] = round(max(busy - self.m0[0] - sum(out.values()), 0.0), 2)
-        out["machine_busy_pct"] = round(100 * (busy - self.m0[0]) / max(total - self.m0[1], 1e-9),
-                                        1)
+        span = max(total - self.m0[1], 1e-9)
+        out["machine_busy_pct"] = round(100 * (busy - self.m0[0]) / span, 1)
+        out["steal_pct"] = round(100 * (steal - self.m0[2]) / span, 1)
         out["wall_s"] = round(time.monotonic() - self.t0, 2)
         return out
 
@@ -255,6 +259,7 @@ class Proc:
     popen: subprocess.Popen | None = None
     peak_rss_kib: int = 0
     cpu_before: float = 0.0  # CPU of earlier incarnations (restarts)
+    metrics_port: int | None = None  # workers: HANGAR_WORKER_METRICS_PORT
 
     def start(self) -> Proc:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -437,8 +442,8 @@ class Stack:
                                f"{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         return out.stdout
 
-    def _spawn(self, name: str, args: list[str]) -> Proc:
-        proc = Proc(name, [sys.executable, "-m", "app.cli", *args], self.env(),
+    def _spawn(self, name: str, args: list[str], env: Mapping[str, str] = {}) -> Proc:  # noqa: B006
+        proc = Proc(name, [sys.executable, "-m", "app.cli", *args], {**self.env(), **env},
                     self.run_dir / f"{name}.log")
         self.procs.append(proc.start())
         self._profile(proc)
@@ -484,14 +489,38 @@ class Stack:
         return self.sim_url.removesuffix("/v2")
 
     def start_worker(self) -> Proc:
-        proc = self._spawn(f"worker{len(self.workers) + 1}", ["worker"])
+        """A worker process serving its metrics (job counts) on a port of its own."""
+        port = free_port()
+        proc = self._spawn(f"worker{len(self.workers) + 1}", ["worker"],
+                           {"HANGAR_WORKER_METRICS_PORT": str(port)})
+        proc.metrics_port = port
         self.workers.append(proc)
         return proc
+
+    async def job_counts(self) -> dict[str, int]:
+        """Jobs run so far by job name, summed over the live workers (from their metrics;
+        a restarted worker starts counting again)."""
+        counts: dict[str, int] = {}
+        async with httpx.AsyncClient(timeout=10) as c:
+            for w in self.workers:
+                if not w.alive() or w.metrics_port is None:
+                    continue
+                try:
+                    text = (await c.get(f"http://127.0.0.1:{w.metrics_port}/metrics")).text
+                except httpx.HTTPError:
+                    continue
+                for line in text.splitlines():
+                    if line.startswith("hangar_job_duration_seconds_count{"):
+                        labels, _, value = line.rpartition(" ")
+                        job = labels.split('job="', 1)[1].split('"', 1)[0]
+                        counts[job] = counts.get(job, 0) + int(float(value))
+        return dict(sorted(counts.items()))
 
     def restart_worker(self, proc: Proc) -> None:
         """SIGKILL a worker and start it again (same log file)."""
         proc.kill()
-        proc.env = self.env()
+        proc.env = {**self.env(), **({"HANGAR_WORKER_METRICS_PORT": str(proc.metrics_port)}
+                                     if proc.metrics_port else {})}
         proc.start()
         self._profile(proc)
 
@@ -605,6 +634,21 @@ def median(values: Iterable[float]) -> float | None:
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_speed_ms() -> float:
+    """Milliseconds this machine takes for a fixed piece of pure-Python work (best of 5),
+    printed beside the figures so that runs on different machines can be compared: the
+    figures scale with it, the targets do not."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        d: dict[int, int] = {}
+        for i in range(300_000):
+            d[i & 1023] = d.get(i & 1023, 0) + (i * 7) % 13
+        json.dumps(d)
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
 
 
 def rnd(x: float | None, digits: int = 3) -> float | None:

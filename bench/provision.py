@@ -48,6 +48,7 @@ from bench.common import (  # noqa: E402
     base_parser,
     duplicate_pods,
     load_average,
+    machine_speed_ms,
     median,
     mib,
     percentile,
@@ -280,6 +281,7 @@ async def main_async(args) -> int:
         bench = Bench(args, stack, token)
         bench.db = await asyncpg.connect(plain_pg(stack.database_url))
         load_before = load_average()
+        speed_ms = machine_speed_ms()
         procs = [*stack.workers, stack.api, stack.sim]
         try:
             with RssSampler([p for p in procs if p is not None]):
@@ -287,8 +289,11 @@ async def main_async(args) -> int:
                 xacts0 = await bench.transactions()
                 before = await bench.counts()
                 t_start = time.time()
+                jobs0 = await stack.job_counts()
                 extra = await bench.provision()
                 provision_counts = await bench.counts() - before
+                jobs = await stack.job_counts()
+                jobs = {k: v - jobs0.get(k, 0) for k, v in jobs.items()}
                 cpu_prov = meter.stop()
                 await asyncio.sleep(1.1)  # backends report their statistics at most every 1 s
                 xacts = await bench.transactions() - xacts0
@@ -341,6 +346,7 @@ async def main_async(args) -> int:
                    "provision_delay_s": args.provision_delay, "workers": args.workers,
                    "setup": args.setup, "setup_run_s": rnd(setup_s, 4)},
         "load_average_before": load_before, "load_average_after": load_after,
+        "machine_speed_ms": speed_ms,
         "clusters": len(rows), "nodes": nodes, "ready": len(ready),
         "failed": {cid: f"{r['reason']}: {r['message']}" for cid, r in failed.items()},
         "per_size": per_size,
@@ -352,16 +358,19 @@ async def main_async(args) -> int:
         "creates_per_node": creates,
         "pods_created": len(every_pod), "nodes_with_pods": len(pods_per_node),
         "ssh_per_node": {k: rnd(v / nodes if nodes else None, 2) for k, v in ssh.items()},
+        "jobs_per_node_provisioning": {k: rnd(v / nodes if nodes else None, 2)
+                                       for k, v in jobs.items() if v},
         "orphan_pods": len(alive), "duplicate_pods": len(dups),
         "db_transactions_per_node_provisioning": rnd(xacts / nodes if nodes else None, 1),
         "cpu_ms_per_node_provisioning": {
             k: round(v * 1000 / nodes, 1) for k, v in cpu_prov.items()
-            if nodes and k not in ("machine_busy_pct", "wall_s")},
+            if nodes and k not in ("machine_busy_pct", "steal_pct", "wall_s")},
         "peak_rss_mib": peak, "rss_at_ready_mib": rss_ready, "cpu_provisioning_s": cpu_prov,
         **extra,
     }
     lines = [
-        f"machine load average before {load_before}, after {load_after}",
+        f"machine load average before {load_before}, after {load_after}; speed {speed_ms} ms "
+        "(a fixed Python loop: lower is faster; the figures scale with it)",
         f"{len(rows)} clusters ({nodes} nodes), sizes {sizes}, "
         f"{'sequential' if args.sequential else 'all at once'}, start delay "
         f"{args.start_delay}s (+ provisioning {args.provision_delay}s), {args.workers} worker(s), "
@@ -387,6 +396,8 @@ async def main_async(args) -> int:
     lines.append("per node: " + ", ".join(f"{k} {v}" for k, v in per_node.items()))
     lines.append("SSH per node (simulator's sshd): " + ", ".join(
         f"{k} {v}" for k, v in figures["ssh_per_node"].items()))
+    lines.append("worker jobs per node while provisioning: " + ", ".join(
+        f"{k} {v}" for k, v in figures["jobs_per_node_provisioning"].items()))
     lines.append(f"pods created {len(every_pod)} for {nodes} nodes; orphans {len(alive)}; "
                  f"nodes with duplicate pods {len(dups)}")
     lines.append("peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in peak.items()))
