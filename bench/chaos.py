@@ -9,6 +9,8 @@
 - the run's Redis database is flushed once (`--flush-at` seconds in): queued jobs are lost;
 - one SSE client per cluster follows `GET /clusters/{id}/events` and drops its connection at
   random, resuming with `Last-Event-ID`.
+Pods start 20 s after their create (`--start-delay`), so the kills and the flush land while
+nodes are being created, polled and bootstrapped, however fast the machine is.
 Then every cluster is DELETEd and the script waits until all are `terminated`/torn down, and
 for the orphan sweep. Prints clusters ready, failed (with reasons), orphaned pods at the
 simulator, duplicate pods per node, events missing or duplicated at the SSE clients versus
@@ -73,7 +75,9 @@ def parse_args(argv: list[str] | None = None):
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--clusters", type=int, default=50)
     p.add_argument("--nodes", type=int, default=2)
-    p.add_argument("--start-delay", type=float, default=1.0)
+    p.add_argument("--start-delay", type=float, default=20.0,
+                   help="simulator pod start delay (s); the default keeps nodes in flight "
+                        "across two worker kills and the Redis flush on any machine")
     p.add_argument("--error-rate", type=float, default=0.20, help="429/5xx share of requests")
     p.add_argument("--lost-create-rate", type=float, default=0.05)
     p.add_argument("--kill-every", type=float, default=10.0, help="SIGKILL the worker (s)")

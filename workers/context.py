@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.api.metrics import observe_runpod, start_worker_metrics_server
 from app.db.session import make_sessionmaker
+from app.gctune import tune_gc
 from app.providers import make_provider
 from app.providers.base import Provider
 from app.services.dispatch import Dispatcher
@@ -75,6 +76,7 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
         ),
         group=GroupCommit(sessionmaker, dispatcher),
     )
+    tune_gc()  # start-up is over: app/gctune.py
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from app.api.readcache import ClusterReadCache
 from app.api.routes import clusters, events, gpu_types, health
 from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
+from app.gctune import tune_gc
 from app.providers import make_provider
 from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
 from app.services.teams import TOKENS_CHANNEL, on_revoked
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reads = app.state.read_cache = ClusterReadCache(hub, settings.read_cache_s)
         hub.listen(EVENTS_CHANNEL, reads.on_message, on_subscribed=reads.clear)
         await hub.start()
+        tune_gc()  # start-up is over: app/gctune.py
         try:
             yield
         finally:

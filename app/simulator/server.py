@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from app.gctune import tune_gc
 from app.simulator.api import create_app
 from app.simulator.catalog import DEFAULT_STOCK, Catalog
 from app.simulator.faults import Faults
@@ -281,6 +282,7 @@ async def _serve_forever(host: str, port: int, **kwargs: Any) -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     sim = Simulator(**kwargs)
     url = await sim.start(host, port)
+    tune_gc()  # start-up is over: app/gctune.py
     print(f"RunPod v2 simulator serving {url} (admin API {sim.admin_url})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
