@@ -442,8 +442,8 @@ class Stack:
                                f"{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         return out.stdout
 
-    def _spawn(self, name: str, args: list[str], env: Mapping[str, str] = {}) -> Proc:  # noqa: B006
-        proc = Proc(name, [sys.executable, "-m", "app.cli", *args], {**self.env(), **env},
+    def _spawn(self, name: str, args: list[str], env: Mapping[str, str] | None = None) -> Proc:
+        proc = Proc(name, [sys.executable, "-m", "app.cli", *args], {**self.env(), **(env or {})},
                     self.run_dir / f"{name}.log")
         self.procs.append(proc.start())
         self._profile(proc)
