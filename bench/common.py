@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,8 +161,9 @@ def cpu_seconds(pid: int, children: bool = False) -> float | None:
     return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
 
 
-def redis_cpu() -> float:
-    """CPU seconds of the machine's redis-server processes so far (the run's Redis is one)."""
+def cpu_of_processes(matches: Callable[[bytes], bool]) -> float:
+    """CPU seconds so far of the machine's processes whose command line (NUL-separated, as
+    in /proc/<pid>/cmdline) `matches`."""
     total = 0.0
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -171,9 +172,15 @@ def redis_cpu() -> float:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
         except OSError:
             continue
-        if cmdline.startswith(b"redis-server") or b"/redis-server" in cmdline.split(b"\0")[0]:
+        if matches(cmdline):
             total += cpu_seconds(int(name)) or 0.0
     return total
+
+
+def redis_cpu() -> float:
+    """CPU seconds of the machine's redis-server processes so far (the run's Redis is one)."""
+    return cpu_of_processes(lambda cmd: cmd.split(b"\0")[0].endswith(b"redis-server")
+                            or cmd.startswith(b"redis-server"))
 
 
 def own_cpu() -> float:
@@ -196,18 +203,8 @@ def machine_cpu() -> tuple[float, float, float]:
 def postgres_cpu(database: str) -> float:
     """CPU seconds of the Postgres backends connected to `database` (their process titles
     name it), so far. Backends that have exited are not counted."""
-    total = 0.0
     needle = f" {database} ".encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmdline.startswith(b"postgres:") and needle in cmdline:
-            total += cpu_seconds(int(name)) or 0.0
-    return total
+    return cpu_of_processes(lambda cmd: cmd.startswith(b"postgres:") and needle in cmd)
 
 
 class CpuMeter:
