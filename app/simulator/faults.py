@@ -60,6 +60,8 @@ KINDS = (
     "exit_after",
     "host_key_change",
     "timing",
+    "low_balance",
+    "price_change",
 )
 
 
@@ -110,6 +112,7 @@ class Rule:
     detail: str | None = None
     provision_delay: float | None = None
     start_delay: float | None = None
+    factor: float | None = None
 
     @property
     def active(self) -> bool:
@@ -154,6 +157,7 @@ class PodFaults:
     exit_status: str = "EXITED"
     provision_delay: float | None = None
     start_delay: float | None = None
+    price_factor: float = 1.0  # the pod bills its list price times this
     rules: tuple[str, ...] = ()  # ids of the rules that fired
 
 
@@ -439,6 +443,44 @@ class Faults:
             )
         )
 
+    def low_balance(
+        self,
+        count: int | None = None,
+        *,
+        probability: float | None = None,
+        endpoint: str | Iterable[str] | None = "create",
+        name_prefix: str | None = None,
+        detail: str = "Insufficient balance: add funds to your account to deploy this pod",
+    ) -> Rule:
+        """402 (the account's balance is too low; RunPod's create guidance: stop) for the next
+        `count` matching requests, creates by default."""
+        return self._add(
+            Rule(
+                "low_balance",
+                endpoints=normalize_endpoints(endpoint),
+                name_prefix=name_prefix,
+                remaining=count,
+                probability=probability,
+                status=402,
+                detail=detail,
+            )
+        )
+
+    def price_change(
+        self,
+        factor: float,
+        *,
+        name_prefix: str | None = None,
+        count: int | None = None,
+    ) -> Rule:
+        """Pods created next bill `factor` times the catalog's price (`cost` in the pod), as
+        when RunPod's price moves between a quote and the create."""
+        if factor <= 0:
+            raise ValueError("factor must be positive")
+        return self._add(
+            Rule("price_change", name_prefix=name_prefix, remaining=count, factor=float(factor))
+        )
+
     _FACTORIES = {
         "capacity": "capacity",
         "rate_limit": "rate_limit",
@@ -449,6 +491,8 @@ class Faults:
         "exit_after": "exit_after",
         "host_key_change": "change_host_key",
         "timing": "pod_timing",
+        "low_balance": "low_balance",
+        "price_change": "price_change",
     }
 
     def add(self, kind: str, **params: Any) -> Rule:
@@ -495,8 +539,9 @@ class Faults:
         return (rule.seconds or 0.0) if rule else 0.0
 
     def take_http_error(self, endpoint: str, name: str | None) -> Rule | None:
-        """The 429/5xx rule to answer this request with, if any."""
-        return self._take(("rate_limit", "server_error"), endpoint=endpoint, name=name)
+        """The 429/5xx/402 rule to answer this request with, if any."""
+        return self._take(("rate_limit", "server_error", "low_balance"), endpoint=endpoint,
+                          name=name)
 
     def take_lost_create(self, name: str | None) -> Rule | None:
         return self._take(("lost_create",), endpoint="create_pod", name=name)
@@ -507,7 +552,8 @@ class Faults:
         never = self._take(("never_ip",), name=name)
         exit_rule = self._take(("exit_after",), name=name)
         timing = self._take(("timing",), name=name)
-        for rule in (never, exit_rule, timing):
+        price = self._take(("price_change",), name=name)
+        for rule in (never, exit_rule, timing, price):
             if rule is not None:
                 fired.append(rule.id)
         return PodFaults(
@@ -516,6 +562,7 @@ class Faults:
             exit_status=str(exit_rule.status) if exit_rule else "EXITED",
             provision_delay=timing.provision_delay if timing else None,
             start_delay=timing.start_delay if timing else None,
+            price_factor=price.factor if price and price.factor else 1.0,
             rules=tuple(fired),
         )
 

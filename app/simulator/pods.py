@@ -309,7 +309,7 @@ class PodManager:
             cloud=cloud,
             data_center_id=dc_id,
             cuda_version=cuda,
-            cost_rate=round(gpu.price(cloud) * count, 4),
+            cost_rate=round(gpu.price(cloud) * count * pod_faults.price_factor, 4),
             global_networking=bool(body.get("globalNetworking")),
             workdir=workdir,
             tracker=ProcessTracker(f"{self.instance}:{pod_id}"),

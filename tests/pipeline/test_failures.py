@@ -202,6 +202,38 @@ async def test_budget_refused_and_spot_rules(hangar) -> None:
     assert r.status_code == 422 and r.json()["code"] == "unknown_gpu_type"
 
 
+async def test_low_balance_stops_with_budget_exceeded(hangar, worker, sim) -> None:
+    """RunPod answers a create 402 (balance too low; its guidance: stop). The node fails at
+    once with budget_exceeded, nothing is retried, and the sibling pod that was created is
+    torn down with the cluster."""
+    rule = sim.faults.low_balance(count=1)
+    cid = await create(hangar, nodes=2)
+    body = await wait_for(hangar, cid, {"failed"})
+    assert body["reason"] == "budget_exceeded", body
+    assert "Insufficient balance" in body["message"]
+    assert rule.remaining == 0
+    assert sim.count("create_pod", status=402) == 1
+    assert sim.count("create_pod") == 2, "a 402 is never retried"
+    assert all(n["status"] == "terminated" for n in body["nodes"])
+    assert sim.alive_pods() == []
+
+
+async def test_billed_price_above_max_hourly_cost(hangar, worker, sim) -> None:
+    """The quote fits max_hourly_cost, but the running pods bill more (RunPod's price moved
+    between the quote and the create): the cluster fails with budget_exceeded as soon as the
+    rates are known, before bootstrap, and no pod is left running."""
+    gpu = (await hangar.get("/gpu-types", params={"name": "4090"})).json()[0]
+    quote = 2 * gpu["price_secure"]
+    sim.faults.price_change(1.5)
+    cid = await create(hangar, nodes=2, cloud_type="secure", max_hourly_cost=round(quote * 1.2, 4))
+    body = await wait_for(hangar, cid, {"failed"})
+    assert body["reason"] == "budget_exceeded", body
+    assert "above max_hourly_cost" in body["message"]
+    assert all(n["status"] == "terminated" for n in body["nodes"])
+    assert not any(e["type"] == "node.output" for e in await events(hangar, cid))
+    assert sim.alive_pods() == []
+
+
 async def test_spot_if_available_falls_back(hangar, worker, sim) -> None:
     cid = await create(hangar, allocation="spot-if-available")
     evs = await events(hangar, cid)

@@ -82,6 +82,31 @@ async def test_server_errors(sim: Simulator, client: httpx.AsyncClient) -> None:
     assert (await client.get("/pods")).status_code == 200
 
 
+async def test_low_balance_is_402_on_creates(sim: Simulator, client: httpx.AsyncClient) -> None:
+    sim.faults.low_balance(count=1)
+    assert (await client.get("/pods")).status_code == 200  # creates only, by default
+    resp = await client.post("/pods", json=our_body())
+    assert resp.status_code == 402
+    assert_shape("ErrorResponse", resp.json())
+    assert "balance" in resp.json()["detail"].lower()
+    assert sim.alive_pods() == []  # refused: nothing was created
+    await create(client, our_body())
+
+
+async def test_price_change_bills_a_multiple_of_the_list_price(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    async def billed(name: str) -> float:
+        pod = await create(client, our_body(name))
+        return (await wait_status(client, pod["id"], "RUNNING"))["cost"]
+
+    list_price = await billed("list-price")
+    assert list_price > 0
+    sim.faults.price_change(1.5, count=1)
+    assert await billed("dearer") == pytest.approx(list_price * 1.5, rel=1e-3)
+    assert await billed("back-to-list") == pytest.approx(list_price)  # the rule was used up
+
+
 async def test_probabilistic_faults(sim: Simulator, client: httpx.AsyncClient) -> None:
     sim.faults.seed(7)
     sim.faults.server_error(503, probability=0.5, endpoint="catalog")
