@@ -1,9 +1,10 @@
 """Garbage-collector settings for the long-running processes (API, worker, simulator).
 
 CPython's cyclic collector walks every tracked object on a full (generation 2) collection.
-Under load the API, worker and simulator ran one every ~0.5 s, ~115 ms each, collecting next
-to nothing: about a tenth of their CPU, and a pause for every request or job in flight (the
-long tail of `GET /clusters`). Two standard remedies, applied once per process after start-up:
+Under load the API ran one every ~0.5 s (`bench/api.py`) and the worker one every ~2 s (1,000
+clusters in `bench/provision.py`), ~115 ms each, collecting next to nothing: about a tenth of
+their CPU, and a pause for every request or job in flight (the long tail of `GET /clusters`
+and of SSE delivery). Two standard remedies, applied once per process after start-up:
 
 - `gc.freeze()`: what exists after start-up (modules, classes, routes, settings, the ORM's
   mappers) lives as long as the process; frozen, no collection walks it again.
