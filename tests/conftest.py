@@ -186,6 +186,28 @@ async def api(settings: Settings) -> AsyncIterator[ServedApp]:
     await served.stop()
 
 
+@pytest.fixture
+async def served_with(settings: Settings):
+    """`served, app = await served_with(**overrides)`: the API with these settings overridden,
+    on a loopback port, once its Redis subscription (caches, event fan-out) is up. Every API
+    started this way is stopped after the test."""
+    from app.api.app import create_app
+    from tests.events.helpers import eventually
+
+    started: list[ServedApp] = []
+
+    async def make(**overrides):
+        app = create_app(settings.model_copy(update=overrides))
+        served = await serve_app(app)
+        started.append(served)
+        await eventually(lambda: app.state.hub.connected)
+        return served, app
+
+    yield make
+    for served in started:
+        await served.stop()
+
+
 def settings_env(settings) -> dict[str, str]:
     """The settings as the environment of a child process."""
     env = dict(os.environ)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 from arq import create_pool
 from arq.connections import RedisSettings
-from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.api.app import create_app
@@ -30,29 +29,11 @@ from app.services.state import locked_cluster, utcnow
 from app.services.teams import create_token
 from app.settings import Settings
 from tests.api.conftest import assert_problem
-from tests.conftest import ServedApp, serve_app
+from tests.conftest import ServedApp
 from tests.events.helpers import eventually, make_cluster
 
 LONG = 30.0  # a max age no test waits for: only an invalidation explains a prompt change
 
-Serve = Callable[..., Awaitable[tuple[ServedApp, FastAPI]]]
-
-
-@pytest.fixture
-async def serve(settings: Settings) -> AsyncIterator[Serve]:
-    """`await serve(read_cache_s=...)`: the API with these settings, its hub subscribed."""
-    started: list[ServedApp] = []
-
-    async def make(**overrides) -> tuple[ServedApp, FastAPI]:
-        app = create_app(settings.model_copy(update=overrides))
-        served = await serve_app(app)
-        started.append(served)
-        await eventually(lambda: app.state.hub.connected)
-        return served, app
-
-    yield make
-    for served in started:
-        await served.stop()
 
 
 @pytest.fixture
@@ -118,8 +99,8 @@ async def test_bodies_are_the_models_bytes(db, engine) -> None:
     assert svc.page_json([], None, now) == b'{"items":[],"next":null}'
 
 
-async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, serve, dispatcher) -> None:
-    served, app = await serve(read_cache_s=LONG)
+async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, served_with, dispatcher) -> None:
+    served, app = await served_with(read_cache_s=LONG)
     alpha, team_id = await client_of(db, served, "alpha")
     cid = await make_cluster(db, team_id, nodes=2)
     assert await public_ip(alpha, cid) is None  # read once: cached now
@@ -148,8 +129,8 @@ async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, serve, dispatch
     await alpha.aclose()
 
 
-async def test_delete_then_get_in_one_process_is_not_stale(db, serve) -> None:
-    served, app = await serve(read_cache_s=LONG)
+async def test_delete_then_get_in_one_process_is_not_stale(db, served_with) -> None:
+    served, app = await served_with(read_cache_s=LONG)
     alpha, team_id = await client_of(db, served, "alpha")
     cid = await make_cluster(db, team_id, nodes=1)
     assert (await alpha.get(f"/clusters/{cid}")).json()["status"] == "pending"
@@ -162,8 +143,8 @@ async def test_delete_then_get_in_one_process_is_not_stale(db, serve) -> None:
     await alpha.aclose()
 
 
-async def test_another_teams_cluster_is_404_with_a_warm_cache(db, serve) -> None:
-    served, app = await serve(read_cache_s=LONG)
+async def test_another_teams_cluster_is_404_with_a_warm_cache(db, served_with) -> None:
+    served, app = await served_with(read_cache_s=LONG)
     alpha, alpha_id = await client_of(db, served, "alpha")
     beta, _ = await client_of(db, served, "beta")
     cid = await make_cluster(db, alpha_id, nodes=1)
@@ -180,8 +161,8 @@ async def test_another_teams_cluster_is_404_with_a_warm_cache(db, serve) -> None
     await beta.aclose()
 
 
-async def test_read_cache_off_with_zero(db, serve) -> None:
-    served, app = await serve(read_cache_s=0)
+async def test_read_cache_off_with_zero(db, served_with) -> None:
+    served, app = await served_with(read_cache_s=0)
     alpha, team_id = await client_of(db, served, "alpha")
     cid = await make_cluster(db, team_id, nodes=1)
     assert await public_ip(alpha, cid) is None
@@ -191,8 +172,8 @@ async def test_read_cache_off_with_zero(db, serve) -> None:
     await alpha.aclose()
 
 
-async def test_max_age_bounds_a_missed_notification(db, serve) -> None:
-    served, app = await serve(read_cache_s=0.3)
+async def test_max_age_bounds_a_missed_notification(db, served_with) -> None:
+    served, app = await served_with(read_cache_s=0.3)
     alpha, team_id = await client_of(db, served, "alpha")
     cid = await make_cluster(db, team_id, nodes=1)
     assert await public_ip(alpha, cid) is None
@@ -204,9 +185,9 @@ async def test_max_age_bounds_a_missed_notification(db, serve) -> None:
     await alpha.aclose()
 
 
-async def test_list_pages_are_read_in_one_statement_and_priced_now(db, serve) -> None:
+async def test_list_pages_are_read_in_one_statement_and_priced_now(db, served_with) -> None:
     """The page comes from the database every time (no cache), priced at response time."""
-    served, app = await serve(read_cache_s=LONG)
+    served, app = await served_with(read_cache_s=LONG)
     alpha, team_id = await client_of(db, served, "alpha")
     cid = await make_cluster(db, team_id, nodes=2)
     await set_node(db, cid, hourly_rate=3600.0, started_at=utcnow() - timedelta(seconds=10))
@@ -293,11 +274,11 @@ async def test_entries_expire_and_the_cache_is_bounded(db, engine, hub) -> None:
 # --- the lean route answers as FastAPI's handler does -------------------------------------------
 
 
-async def test_lean_route_errors_are_fastapis(db, serve) -> None:
+async def test_lean_route_errors_are_fastapis(db, served_with) -> None:
     """`GET /clusters/{id}` (a LeanRoute) and `DELETE /clusters/{id}` (FastAPI's own
     handler) declare the same inputs: the same 401 without a token, checked before the
     path, and the same 422 for a bad id."""
-    served, _ = await serve()
+    served, _ = await served_with()
     alpha, _ = await client_of(db, served, "alpha")
     async with httpx.AsyncClient(base_url=served.url) as anon:
         for path in ("/clusters/not-a-uuid", f"/clusters/{uuid.uuid4()}"):

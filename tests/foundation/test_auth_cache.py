@@ -12,16 +12,14 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
-from app.api.app import create_app
 from app.db.models import ApiToken
 from app.embedded import free_port
 from app.services.teams import create_token
 from app.settings import Settings
-from tests.conftest import serve_app, settings_env
+from tests.conftest import settings_env
 from tests.events.helpers import eventually
 
 
@@ -99,22 +97,6 @@ async def test_cli_revocation_without_redis_says_how_long_it_may_take(db, settin
         assert (await session.scalar(select(ApiToken))).revoked_at is not None
     rc, out = await _cli(env, "keys", "revoke", token)
     assert rc == 1 and "revoked 0 token(s)" in out
-
-
-@pytest.fixture
-async def served_with(settings: Settings):
-    started = []
-
-    async def make(**overrides):
-        app = create_app(settings.model_copy(update=overrides))
-        served = await serve_app(app)
-        started.append(served)
-        await eventually(lambda: app.state.hub.connected)
-        return served, app
-
-    yield make
-    for served in started:
-        await served.stop()
 
 
 async def _revoke_unannounced(db, token: str) -> None:
