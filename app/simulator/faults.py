@@ -273,18 +273,8 @@ class Faults:
         detail: str = "rate limit exceeded for the minute window",
     ) -> Rule:
         """429 with `Retry-After: retry_after` for the next `count` matching requests."""
-        return self._add(
-            Rule(
-                "rate_limit",
-                endpoints=normalize_endpoints(endpoint),
-                name_prefix=name_prefix,
-                remaining=count,
-                probability=probability,
-                status=429,
-                retry_after=retry_after,
-                detail=detail,
-            )
-        )
+        return self._http_error("rate_limit", 429, count, probability, endpoint, name_prefix,
+                                detail, retry_after=retry_after)
 
     def server_error(
         self,
@@ -299,17 +289,8 @@ class Faults:
         """A 5xx (500/502/503/504) problem response for the next `count` matching requests."""
         if not 500 <= int(status) <= 599:
             raise ValueError("server_error status must be 5xx")
-        return self._add(
-            Rule(
-                "server_error",
-                endpoints=normalize_endpoints(endpoint),
-                name_prefix=name_prefix,
-                remaining=count,
-                probability=probability,
-                status=int(status),
-                detail=detail or "upstream service temporarily unavailable",
-            )
-        )
+        return self._http_error("server_error", int(status), count, probability, endpoint,
+                                name_prefix, detail or "upstream service temporarily unavailable")
 
     def latency(
         self,
@@ -454,14 +435,30 @@ class Faults:
     ) -> Rule:
         """402 (the account's balance is too low; RunPod's create guidance: stop) for the next
         `count` matching requests, creates by default."""
+        return self._http_error("low_balance", 402, count, probability, endpoint, name_prefix,
+                                detail)
+
+    def _http_error(
+        self,
+        kind: str,
+        status: int,
+        count: int | None,
+        probability: float | None,
+        endpoint: str | Iterable[str] | None,
+        name_prefix: str | None,
+        detail: str,
+        retry_after: int | None = None,
+    ) -> Rule:
+        """A rule answering matching requests with `status` and a problem body (`detail`)."""
         return self._add(
             Rule(
-                "low_balance",
+                kind,
                 endpoints=normalize_endpoints(endpoint),
                 name_prefix=name_prefix,
                 remaining=count,
                 probability=probability,
-                status=402,
+                status=status,
+                retry_after=retry_after,
                 detail=detail,
             )
         )
