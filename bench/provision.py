@@ -41,6 +41,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.services.dispatch import POLL_TICK_S  # noqa: E402
 from bench.common import (  # noqa: E402
     CpuMeter,
     RssSampler,
@@ -119,6 +120,19 @@ class Bench:
         r = await self.sim.get("/_sim/requests", params={"endpoint": "-"})
         r.raise_for_status()
         return Counter(r.json()["counts"])
+
+    async def list_pods_peak(self, window_s: float = 1.0) -> int:
+        """The most `GET /pods` requests the simulator received within any `window_s`
+        seconds (pages included): what polling costs at its busiest, however many nodes."""
+        r = await self.sim.get("/_sim/requests", params={"endpoint": "list_pods"})
+        r.raise_for_status()
+        times = sorted(q["time"] for q in r.json()["requests"])
+        peak, first = 0, 0
+        for last, t in enumerate(times):
+            while t - times[first] >= window_s:
+                first += 1
+            peak = max(peak, last - first + 1)
+        return peak
 
     async def creates_per_node(self) -> dict[str, int]:
         """min/max `POST /pods` requests per node (any answer), from the simulator's record."""
@@ -305,6 +319,7 @@ async def main_async(args) -> int:
             load_after = load_average()
             alive = await sim_pods(stack.sim_origin, alive=True)
             creates = await bench.creates_per_node()
+            list_peak = await bench.list_pods_peak()
             every_pod = await sim_pods(stack.sim_origin)
         finally:
             await bench.close()
@@ -356,6 +371,7 @@ async def main_async(args) -> int:
         "requests_total": dict(sorted(all_counts.items())),
         "requests_per_node": per_node,
         "creates_per_node": creates,
+        "list_pods_peak_per_s": list_peak,
         "pods_created": len(every_pod), "nodes_with_pods": len(pods_per_node),
         "ssh_per_node": {k: rnd(v / nodes if nodes else None, 2) for k, v in ssh.items()},
         "jobs_per_node_provisioning": {k: rnd(v / nodes if nodes else None, 2)
@@ -394,6 +410,8 @@ async def main_async(args) -> int:
     lines.append("RunPod requests in total: " + ", ".join(
         f"{k} {v}" for k, v in sorted(all_counts.items())))
     lines.append("per node: " + ", ".join(f"{k} {v}" for k, v in per_node.items()))
+    lines.append(f"list_pods at its busiest: {list_peak} in one second (the poll tick is "
+                 f"{POLL_TICK_S} s)")
     lines.append("SSH per node (simulator's sshd): " + ", ".join(
         f"{k} {v}" for k, v in figures["ssh_per_node"].items()))
     lines.append("worker jobs per node while provisioning: " + ", ".join(

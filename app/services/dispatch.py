@@ -15,12 +15,15 @@ if TYPE_CHECKING:
 
 EVENTS_CHANNEL = "hangar:events"
 
+# Readiness polls run on this grid: at most one `poll_starting` job per tick (its job id).
+POLL_TICK_S = 0.5
+
 
 class Dispatcher:
     """Enqueues arq jobs and announces new events. A lost message only delays work:
     the reconciler re-enqueues whatever the rows say is overdue."""
 
-    def __init__(self, redis: ArqRedis, poll_tick_s: float = 0.5) -> None:
+    def __init__(self, redis: ArqRedis, poll_tick_s: float = POLL_TICK_S) -> None:
         self.redis = redis
         self.poll_tick_s = poll_tick_s
 
