@@ -67,6 +67,7 @@ def test_provision_short(services) -> None:
     assert f["requests_per_node"]["create_pod"] == 1.0
     assert f["requests_per_node"]["delete_pod"] == 1.0  # one delete per node
     assert f["requests_total"].get("get_pod", 0) == 0  # readiness comes from pod lists
+    assert 1 <= f["list_pods_peak_per_s"] <= f["requests_total"]["list_pods"]
     assert f["per_size"]["1"]["overhead_p50_s"] is not None
     # At least one connection and a start + a read per node, as counted by the pods' sshd.
     assert f["ssh_per_node"]["connections"] >= 1 and f["ssh_per_node"]["commands"] >= 2
