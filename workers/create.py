@@ -100,24 +100,6 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
             return 0  # failed or no longer creating: the caller re-reads the status
         try:
             pod = await w.provider.create_pod(attempt.spec)
-        except (CapacityError, AccessDenied) as exc:
-            async with w.locked(cluster_id) as tx:
-                node = tx.node(node_id)
-                if node is None or node.pod_name != attempt.name:
-                    return 0
-                node.candidate += 1
-                node.pod_name = None  # refused outright: no pod exists under that name
-                tx.notice(f"no capacity {attempt.where} ({exc.message}); trying the next placement",
-                          node=node, code="no_capacity_candidate")
-            attempt = None
-            continue
-        except RateLimited as exc:
-            async with w.locked(cluster_id) as tx:
-                node = tx.node(node_id)
-                if node is not None and node.pod_name == attempt.name:
-                    node.pod_name = None  # a 429 is refused before anything happens
-            delay = exc.retry_after or 1.0
-            return await _retry_later(w, cluster_id, node_id, f"rate limited: {exc.message}", delay)
         except (ServerError, TransportError) as exc:
             # The create may have happened: look the name up before anything else.
             try:
@@ -130,9 +112,14 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
         except ProviderError as exc:
             async with w.locked(cluster_id) as tx:
                 node = tx.node(node_id)
-                if node is not None:
-                    tx.fail_node(node, exc.reason, f"{w.provider.name} refused the pod: {exc.message}")
-            return 0
+                if node is None or node.pod_name != attempt.name:
+                    return 0
+                delay = _after_failed_create(w, tx, node, attempt, exc)
+                next_placement = delay == 0 and node.status == N.CREATING
+            if next_placement:
+                attempt = None  # refused outright: the next placement, now
+                continue
+            return 0 if delay is None else delay  # failed: the caller re-reads the status
         return await adopt(w, cluster_id, node_id, attempt.name, pod)
 
 
@@ -201,7 +188,11 @@ async def create_batch(
 def _after_failed_create(
     w: Work, tx: ClusterTx, node: Node, attempt: Attempt, exc: ProviderError
 ) -> float | None:
-    """A batch create failed for this node: record why; the delay to its next step."""
+    """A create (not a 5xx or transport error: those may have created the pod) failed for
+    this node's current attempt: record why. Returns the delay to its next step: 0 for the
+    next placement at once, the provider's wait after a 429, None once the node has failed."""
+    if node.status != N.CREATING:
+        return 0  # deleted meanwhile: its teardown step takes it from here
     if isinstance(exc, (CapacityError, AccessDenied)):
         node.candidate += 1
         node.pod_name = None  # refused outright: no pod exists under that name

@@ -34,12 +34,7 @@ async def acquire(
 async def release(
     sessionmaker: async_sessionmaker[AsyncSession], node_id: uuid.UUID, owner: uuid.UUID
 ) -> None:
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Node)
-            .where(Node.id == node_id, Node.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-        )
+    await release_many(sessionmaker, {node_id}, owner)
 
 
 async def acquire_pending(
@@ -63,6 +58,7 @@ async def acquire_pending(
 async def release_many(
     sessionmaker: async_sessionmaker[AsyncSession], node_ids: set[uuid.UUID], owner: uuid.UUID
 ) -> None:
+    """Give back the leases `owner` holds on these nodes (one statement)."""
     if not node_ids:
         return
     async with sessionmaker() as session, session.begin():
