@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
@@ -206,6 +207,19 @@ async def served_with(settings: Settings):
     yield make
     for served in started:
         await served.stop()
+
+
+async def team_client(db, url: str, team: str) -> httpx.AsyncClient:
+    """An HTTP client for the API at `url` with a new token of `team` (created if needed):
+    `client.token` is the token, `client.team_id` the team. The caller closes it."""
+    from app.services.teams import create_token
+
+    async with db() as session:
+        token, plaintext = await create_token(session, team)
+    client = httpx.AsyncClient(base_url=url, timeout=30,
+                               headers={"Authorization": f"Bearer {plaintext}"})
+    client.token, client.team_id = plaintext, token.team_id  # type: ignore[attr-defined]
+    return client
 
 
 def settings_env(settings) -> dict[str, str]:

@@ -12,10 +12,9 @@ import pytest
 
 from app.api.app import create_app
 from app.embedded import start_redis
-from app.services.teams import create_token
 from app.settings import Settings
 from app.simulator import Simulator
-from tests.conftest import _EMBEDDED_DIR, ServedApp, fast_settings, serve_app
+from tests.conftest import _EMBEDDED_DIR, ServedApp, fast_settings, serve_app, team_client
 from tests.pipeline.conftest import RunningWorker
 
 ClientFor = Callable[[str], Awaitable[httpx.AsyncClient]]
@@ -65,12 +64,7 @@ async def client_for(db, served: ServedApp) -> AsyncIterator[ClientFor]:
     clients: list[httpx.AsyncClient] = []
 
     async def make(team: str) -> httpx.AsyncClient:
-        async with db() as session:
-            _, token = await create_token(session, team)
-        client = httpx.AsyncClient(
-            base_url=served.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        client.token = token  # type: ignore[attr-defined]
+        client = await team_client(db, served.url, team)
         clients.append(client)
         return client
 

@@ -29,7 +29,7 @@ from app.services.state import locked_cluster, utcnow
 from app.services.teams import create_token
 from app.settings import Settings
 from tests.api.conftest import assert_problem
-from tests.conftest import ServedApp
+from tests.conftest import ServedApp, team_client
 from tests.events.helpers import eventually, make_cluster
 
 LONG = 30.0  # a max age no test waits for: only an invalidation explains a prompt change
@@ -44,11 +44,8 @@ async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
 
 
 async def client_of(db, served: ServedApp, team: str) -> tuple[httpx.AsyncClient, uuid.UUID]:
-    async with db() as session:
-        token, plaintext = await create_token(session, team)
-    client = httpx.AsyncClient(base_url=served.url, timeout=30,
-                               headers={"Authorization": f"Bearer {plaintext}"})
-    return client, token.team_id
+    client = await team_client(db, served.url, team)
+    return client, client.team_id  # type: ignore[attr-defined]
 
 
 async def set_node(db, cluster_id: uuid.UUID, **values) -> None:

@@ -19,7 +19,7 @@ from app.db.models import ApiToken
 from app.embedded import free_port
 from app.services.teams import create_token
 from app.settings import Settings
-from tests.conftest import settings_env
+from tests.conftest import settings_env, team_client
 from tests.events.helpers import eventually
 
 
@@ -108,10 +108,8 @@ async def _revoke_unannounced(db, token: str) -> None:
 
 async def test_the_ttl_bounds_a_revocation_nobody_announced(db, served_with) -> None:
     served, app = await served_with(auth_cache_s=0.5)
-    async with db() as session:
-        _, token = await create_token(session, "alpha")
-    async with httpx.AsyncClient(base_url=served.url,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with await team_client(db, served.url, "alpha") as client:
+        token = client.token
         assert (await client.get("/clusters")).status_code == 200
         await _revoke_unannounced(db, token)
         revoked = time.monotonic()
@@ -124,10 +122,8 @@ async def test_the_ttl_bounds_a_revocation_nobody_announced(db, served_with) -> 
 
 async def test_token_cache_off_with_zero(db, served_with) -> None:
     served, app = await served_with(auth_cache_s=0)
-    async with db() as session:
-        _, token = await create_token(session, "alpha")
-    async with httpx.AsyncClient(base_url=served.url,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with await team_client(db, served.url, "alpha") as client:
+        token = client.token
         assert (await client.get("/clusters")).status_code == 200
         await _revoke_unannounced(db, token)
         assert (await client.get("/clusters")).status_code == 401
@@ -138,11 +134,9 @@ async def test_resubscribing_clears_the_token_cache(db, served_with, settings) -
     """Revocations published while the subscription was down are lost: a new
     subscription starts with an empty cache."""
     served, app = await served_with(auth_cache_s=300.0)
-    async with db() as session:
-        _, token = await create_token(session, "alpha")
     hub = app.state.hub
-    async with httpx.AsyncClient(base_url=served.url,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with await team_client(db, served.url, "alpha") as client:
+        token = client.token
         assert (await client.get("/clusters")).status_code == 200
         assert len(app.state.tokens) == 1
         epoch = hub.epoch
@@ -160,10 +154,7 @@ async def test_resubscribing_clears_the_token_cache(db, served_with, settings) -
 
 async def test_last_used_is_written_at_most_once_a_minute(db, served_with) -> None:
     served, _ = await served_with(auth_cache_s=0)  # every request looks the token up
-    async with db() as session:
-        _, token = await create_token(session, "alpha")
-    async with httpx.AsyncClient(base_url=served.url,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with await team_client(db, served.url, "alpha") as client:
         assert (await client.get("/clusters")).status_code == 200
         async with db() as session:
             first = (await session.scalar(select(ApiToken))).last_used_at
