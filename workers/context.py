@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.api.metrics import observe_runpod, start_worker_metrics_server
 from app.db.session import make_sessionmaker
 from app.gctune import tune_gc
+from app.metrics import observe_runpod, start_worker_metrics_server
 from app.providers import make_provider
 from app.providers.base import Provider
 from app.services.dispatch import Dispatcher

@@ -7,7 +7,7 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from app.api.metrics import timed_job
+from app.metrics import timed_job
 from app.settings import Settings
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans

@@ -9,7 +9,8 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
 
-from app.api import docs, errors, metrics
+from app import metrics
+from app.api import docs, errors
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
 from app.api.middleware import RequestContextMiddleware

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.api.deps import bearer, get_caller
 from app.api.errors import PROBLEM
-from app.api.schemas import Problem
+from app.schemas.problems import Problem
 
 DEFAULT_DESCRIPTIONS = {
     400: "The body could not be read",

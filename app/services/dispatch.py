@@ -26,9 +26,30 @@ class Dispatcher:
     def __init__(self, redis: ArqRedis, poll_tick_s: float = POLL_TICK_S) -> None:
         self.redis = redis
         self.poll_tick_s = poll_tick_s
+        # Nodes whose lease a job of this process holds -> the earliest wake-up asked for
+        # meanwhile (monotonic time), sent when the job lets the node go (`release`).
+        self._held: dict[uuid.UUID, float | None] = {}
 
     async def node(self, node_id: uuid.UUID, delay: float = 0.0) -> None:
+        """Run `node_step` for this node in `delay` seconds. While a job of this process
+        holds the node's lease, the wake-up waits for `release`: sent now, the job it
+        starts would only find the lease taken and retry later."""
+        if node_id in self._held:
+            due = time.monotonic() + max(delay, 0)
+            earlier = self._held[node_id]
+            self._held[node_id] = due if earlier is None else min(earlier, due)
+            return
         await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None)
+
+    def hold(self, node_id: uuid.UUID) -> None:
+        """A job of this process took the node's lease."""
+        self._held[node_id] = None
+
+    async def release(self, node_id: uuid.UUID) -> None:
+        """The job let the node's lease go: send the wake-up asked for meanwhile, if any."""
+        due = self._held.pop(node_id, None)
+        if due is not None:
+            await self.node(node_id, due - time.monotonic())
 
     async def recover(self, node_id: uuid.UUID) -> None:
         """The reconciler's job for an overdue node: one per node at a time (its id dedupes),

@@ -9,8 +9,8 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from app.api.schemas import ClusterCreate
 from app.db.models import Cluster, IdempotencyKey, Team
+from app.schemas.clusters import ClusterCreate
 from app.services.idempotency import request_hash
 from tests.api.conftest import VALID, assert_problem
 

@@ -11,7 +11,7 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api import metrics
+from app import metrics
 from app.logging_setup import configure_logging
 from tests.api.conftest import VALID
 

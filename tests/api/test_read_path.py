@@ -20,10 +20,11 @@ from sqlalchemy import select, update
 from app.api.app import create_app
 from app.api.hub import EventHub
 from app.api.readcache import ClusterReadCache
-from app.api.schemas import ClusterPage
 from app.db.models import Cluster, Node
 from app.db.session import driver_connection
-from app.services import clusters as svc
+from app.schemas.clusters import ClusterPage
+from app.api import readpath
+from app.schemas.clusters import to_out
 from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
 from app.services.state import locked_cluster, utcnow
 from app.services.teams import create_token
@@ -83,17 +84,17 @@ async def test_bodies_are_the_models_bytes(db, engine) -> None:
             setup="echo 'hi'\n\tprintf \"%s\" x", ready_at=now, expires_at=now))
     async with db() as session:
         cluster = await session.scalar(select(Cluster).where(Cluster.id == cid))
-        expected = svc.to_out(cluster, now)
+        expected = to_out(cluster, now)
     async with driver_connection(engine) as conn:
-        one = await svc.read_cluster(conn, cid)
-        page = await svc.read_cluster_page(conn, token.team_id, statuses=None, name=None,
+        one = await readpath.read_cluster(conn, cid)
+        page = await readpath.read_cluster_page(conn, token.team_id, statuses=None, name=None,
                                            after=None, limit=10)
     assert one is not None and one.team_id == token.team_id
-    assert svc.cluster_json(one, now) == expected.model_dump_json().encode()
+    assert readpath.cluster_json(one, now) == expected.model_dump_json().encode()
     next_url = "http://testserver/clusters?limit=1&cursor=abc"
-    assert svc.page_json(page, next_url, now) == ClusterPage(
+    assert readpath.page_json(page, next_url, now) == ClusterPage(
         items=[expected], next=next_url).model_dump_json().encode()
-    assert svc.page_json([], None, now) == b'{"items":[],"next":null}'
+    assert readpath.page_json([], None, now) == b'{"items":[],"next":null}'
 
 
 async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, served_with, dispatcher) -> None:
@@ -208,10 +209,10 @@ async def hub(settings: Settings) -> AsyncIterator[EventHub]:
     await hub.stop()
 
 
-async def _row(db, engine, team_id: uuid.UUID) -> svc.EncodedCluster:
+async def _row(db, engine, team_id: uuid.UUID) -> readpath.EncodedCluster:
     cid = await make_cluster(db, team_id, nodes=1)
     async with driver_connection(engine) as conn:
-        row = await svc.read_cluster(conn, cid)
+        row = await readpath.read_cluster(conn, cid)
     assert row is not None
     return row
 

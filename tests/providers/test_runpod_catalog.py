@@ -193,14 +193,22 @@ async def test_resolve_ambiguous_h100(provider, catalog_route):
     with pytest.raises(GpuTypeAmbiguous) as info:
         await provider.resolve_gpu_type("h100")
     assert info.value.candidates == [
-        "NVIDIA H100 80GB HBM3 (H100 SXM)",
-        "NVIDIA H100 NVL (H100 NVL)",
-        "NVIDIA H100 PCIe (H100 PCIe)",
+        "NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL", "NVIDIA H100 PCIe",
     ]
     message = info.value.message
     assert "'h100' is ambiguous" in message
-    assert all(c in message for c in info.value.candidates)
+    assert "NVIDIA H100 80GB HBM3 (H100 SXM)" in message  # display names help a person choose
     assert info.value.reason == "invalid_request"
+
+
+@pytest.mark.parametrize("query", ["h100", "A100", "rtx", "rtx 9999"])
+async def test_every_candidate_resolves_when_sent_back(provider, catalog_route, query):
+    """A 422 offers only what it accepts: each candidate resolves to itself verbatim."""
+    with pytest.raises(GpuTypeNotFound) as info:
+        await provider.resolve_gpu_type(query)
+    assert info.value.candidates
+    for candidate in info.value.candidates:
+        assert (await provider.resolve_gpu_type(candidate)).id == candidate
 
 
 async def test_resolve_ambiguous_a100(provider, catalog_route):

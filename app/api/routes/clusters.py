@@ -12,19 +12,22 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
+from app.api import readpath
 from app.api.deps import CurrentCaller, require_json_body
 from app.api.docs import problems
-from app.api.errors import ApiError, not_found
+from app.api.errors import ApiError
 from app.api.readcache import ClusterReadCache
 from app.api.routing import LeanRoute
-from app.api.schemas import (
+from app.db.session import driver_connection
+from app.domain.errors import NotFound
+from app.schemas.clusters import (
     EXAMPLE_REQUEST,
     ClusterCreate,
     ClusterOut,
     ClusterPage,
     ClusterStatusName,
+    to_out,
 )
-from app.db.session import driver_connection
 from app.services import clusters as svc
 
 router = APIRouter(prefix="/clusters", tags=["clusters"])
@@ -151,7 +154,7 @@ async def list_clusters(
 ) -> Response:
     after = _parse_cursor(cursor) if cursor else None
     async with driver_connection(request.app.state.engine) as conn:
-        rows = await svc.read_cluster_page(conn, caller.team_id, statuses=status, name=name,
+        rows = await readpath.read_cluster_page(conn, caller.team_id, statuses=status, name=name,
                                            after=after, limit=limit + 1)
     nxt = None
     if len(rows) > limit:
@@ -159,16 +162,16 @@ async def list_clusters(
         last = rows[-1]
         nxt = str(request.url.include_query_params(cursor=_cursor(last.created_at, last.id)))
     # The bytes FastAPI would write for ClusterPage, without building the models.
-    return Response(svc.page_json(rows, nxt), media_type="application/json")
+    return Response(readpath.page_json(rows, nxt), media_type="application/json")
 
 
-async def read_cluster(state: State, cluster_id: uuid.UUID) -> svc.EncodedCluster | None:
+async def read_cluster(state: State, cluster_id: uuid.UUID) -> readpath.EncodedCluster | None:
     """The cluster's rows, from this process's read cache (app/api/readcache.py) or one
     query; any team's (the caller checks)."""
 
-    async def load() -> svc.EncodedCluster | None:
+    async def load() -> readpath.EncodedCluster | None:
         async with driver_connection(state.engine) as conn:
-            return await svc.read_cluster(conn, cluster_id)
+            return await readpath.read_cluster(conn, cluster_id)
 
     cache: ClusterReadCache = state.read_cache
     return await cache.get_or_load(cluster_id, load)
@@ -177,9 +180,9 @@ async def read_cluster(state: State, cluster_id: uuid.UUID) -> svc.EncodedCluste
 async def get_cluster(cluster_id: uuid.UUID, request: Request, caller: CurrentCaller) -> Response:
     row = await read_cluster(request.app.state, cluster_id)
     if row is None or row.team_id != caller.team_id:
-        raise not_found()
+        raise NotFound()
     # Priced now, from the rows; the bytes FastAPI would write for ClusterOut.
-    return Response(svc.cluster_json(row), media_type="application/json")
+    return Response(readpath.cluster_json(row), media_type="application/json")
 
 
 # The busiest route: served by a LeanRoute (app/api/routing.py), same contract.
@@ -213,4 +216,4 @@ async def delete_cluster(cluster_id: uuid.UUID, request: Request,
         # Before answering: this process's next GET reads the change (read-your-writes);
         # other processes hear of it through the commit's notification.
         state.read_cache.invalidate(cluster_id)
-    return svc.to_out(cluster)
+    return to_out(cluster)

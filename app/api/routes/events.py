@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from app.api.deps import CurrentCaller, Session
 from app.api.errors import ApiError
 from app.api.hub import BATCH, EventHub, Frame, encode
-from app.api.schemas import EventOut, EventPage
+from app.schemas.events import EventOut, EventPage
 from app.services import events as svc
 from app.services.clusters import get_cluster
 
