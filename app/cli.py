@@ -132,7 +132,8 @@ def keys_revoke(
         if not settings.redis_url:
             return len(hashes), f"REDIS_URL is not set, so it was not announced: {bound}"
         try:
-            heard = await announce_revoked(settings.redis_url, hashes)
+            heard = await announce_revoked(settings.redis_url, settings.redis_names.tokens,
+                                           hashes)
         except Exception as exc:  # Redis down or unreachable: the revocation still holds
             return len(hashes), f"could not announce it on Redis ({exc}): {bound}"
         return len(hashes), (f"announced to {heard} API process(es), which refuse it from "

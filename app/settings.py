@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_RUNPOD_API_URL = "https://api.runpod.io/v2"
+from app.redis_names import RedisNames
+
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
 
 
@@ -28,9 +29,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
 
     runpod_api_key: SecretStr | None = Field(default=None, alias="RUNPOD_API_KEY")
-    runpod_api_url: str = Field(default=DEFAULT_RUNPOD_API_URL, alias="RUNPOD_API_URL")
-    runpod_read_timeout_s: float = Field(default=30.0, alias="HANGAR_RUNPOD_READ_TIMEOUT")
-    runpod_backoff_base_s: float = Field(default=0.5, alias="HANGAR_RUNPOD_BACKOFF_BASE")
+    runpod_api_url: str = Field(default="https://api.runpod.io/v2", alias="RUNPOD_API_URL")
+    runpod_read_timeout_s: float = Field(default=30.0, gt=0, alias="HANGAR_RUNPOD_READ_TIMEOUT")
+    runpod_backoff_base_s: float = Field(default=0.5, ge=0, alias="HANGAR_RUNPOD_BACKOFF_BASE")
+    # One RunPod call, its retries and waits included, never takes longer than this: it has
+    # to fit in the worker job that makes it (docs/PIPELINE.md, "Retries").
+    runpod_call_deadline_s: float = Field(default=20.0, gt=0, le=50,
+                                          alias="HANGAR_RUNPOD_CALL_DEADLINE")
     catalog_ttl_s: float = Field(default=60.0, alias="HANGAR_CATALOG_TTL")
 
     # Fernet key (urlsafe base64, 32 bytes) or any passphrase, which is stretched into one.
@@ -39,6 +44,10 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default=Path(".hangar"), alias="HANGAR_DATA_DIR")
+    # Prefix of every Redis key, queue, job id and channel of this deployment: deployments
+    # (or test runs) sharing one Redis keep out of each other's way with different ones.
+    redis_namespace: str = Field(default="hangar", pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                                 alias="HANGAR_REDIS_NAMESPACE")
     log_level: str = Field(default="INFO", alias="HANGAR_LOG_LEVEL")
     log_json: bool = Field(default=True, alias="HANGAR_LOG_JSON")
 
@@ -74,8 +83,8 @@ class Settings(BaseSettings):
     # Max age of a cluster's rows in an API process's read cache (GET /clusters/{id}).
     # Commits announced on Redis invalidate at once; this bounds a missed one. 0: off.
     read_cache_s: float = Field(default=1.0, ge=0, alias="HANGAR_READ_CACHE_SECONDS")
-    # Database connections per API process: the pool holds this many; requests beyond it
-    # wait for one (overflow connections would be opened and closed per burst).
+    # Database connections per API or worker process: the pool holds this many; requests
+    # and jobs beyond it wait for one (overflow connections are opened and closed per burst).
     db_pool_size: int = Field(default=20, ge=1, alias="HANGAR_DB_POOL_SIZE")
     db_max_overflow: int = Field(default=0, ge=0, alias="HANGAR_DB_MAX_OVERFLOW")
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="HANGAR_IDEMPOTENCY_TTL")
@@ -84,6 +93,20 @@ class Settings(BaseSettings):
     @classmethod
     def _asyncpg(cls, v: str | None) -> str | None:
         return async_database_url(v) if v else v
+
+    @model_validator(mode="after")
+    def _calls_fit_in_jobs(self) -> Settings:
+        # A node's job ends 5 s before its lease and may make two RunPod calls in a row.
+        if 2 * self.runpod_call_deadline_s >= self.lease_s - 5:
+            raise ValueError(
+                f"HANGAR_RUNPOD_CALL_DEADLINE ({self.runpod_call_deadline_s:g} s) must be less "
+                f"than half of HANGAR_LEASE_SECONDS minus 5 s ({self.lease_s:g} s): a worker "
+                "job makes up to two RunPod calls in a row and must end within its lease")
+        return self
+
+    @property
+    def redis_names(self) -> RedisNames:
+        return RedisNames(self.redis_namespace)
 
     @property
     def simulated(self) -> bool:

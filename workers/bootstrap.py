@@ -104,7 +104,7 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
         # verifies it.
         async with BootstrapSession.connect(
             node.public_ip, node.ssh_port, key, host_key=node.host_key,
-            timeout=s.ssh_connect_timeout_s,
+            timeout=s.ssh_connect_timeout_s, command_timeout=s.ssh_connect_timeout_s,
         ) as session:
             # Started first, recorded with the first output (one transaction fewer per node):
             # a crash in between only means the next step trusts the key on first use again,

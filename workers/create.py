@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -147,9 +148,14 @@ async def create_batch(
         if not attempts:
             return True
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+        # Creates not sent by then are left to the nodes' own steps (below), so that the job
+        # ends well within its lease however slowly RunPod answers.
+        send_by = time.monotonic() + w.settings.lease_s / 3
 
-        async def create(attempt: Attempt) -> Pod | ProviderError:
+        async def create(attempt: Attempt) -> Pod | ProviderError | None:
             async with gate:
+                if time.monotonic() > send_by:
+                    return None
                 try:
                     return await w.provider.create_pod(attempt.spec)
                 except ProviderError as exc:
@@ -168,6 +174,8 @@ async def create_batch(
                 if isinstance(result, Pod):
                     _record_pod(w, tx, node, attempt.name, result)
                     delay: float | None = None if node.status == N.STARTING else 0
+                elif result is None:  # not sent: its own step looks the name up, creates
+                    delay = 0
                 else:
                     delay = _after_failed_create(w, tx, node, attempt, result)
                 if node_id == lead_id:

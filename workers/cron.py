@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,9 @@ from workers.context import Work, work
 log = logging.getLogger("hangar.worker.cron")
 N = NodeStatus
 BATCH = 1000
+# Terminations a sweep starts until then (each within the RunPod call deadline), so it
+# ends within its job timeout (workers/settings.py); the next sweep takes the rest.
+SWEEP_BUDGET_S = 60.0
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
@@ -77,11 +81,15 @@ async def sweep(w: Work) -> int:
     now = utcnow()
     grace = timedelta(seconds=w.settings.orphan_grace_s)
     swept = 0
+    stop_at = time.monotonic() + SWEEP_BUDGET_S
     for pod in pods:
         if pod.is_gone or pod.id in owned_ids or pod.name in owned_names:
             continue
         if pod.created_at is not None and now - pod.created_at < grace:
             continue
+        if time.monotonic() > stop_at:
+            log.warning("orphan sweep out of time; the next sweep goes on")
+            break
         try:
             await w.provider.terminate_pod(pod.id)
             swept += 1

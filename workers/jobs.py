@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -33,6 +34,9 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
     w = work(ctx)
     nid = uuid.UUID(node_id)
     owner = uuid.uuid4()
+    # Steps go on inline while one more (up to two RunPod calls) surely fits in the job.
+    inline_until = (time.monotonic() + max(w.settings.lease_s - 5, 5)
+                    - 2 * w.settings.runpod_call_deadline_s)
     row = await leases.acquire(w.autocommit, nid, owner, w.settings.lease_s)
     if row is None:
         async with w.autocommit() as session:
@@ -45,6 +49,8 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
     try:
         try:
             for step in range(MAX_INLINE_STEPS):
+                if step and time.monotonic() > inline_until:
+                    break
                 # A wake-up asked for before this read is superseded by the step that
                 # follows it (which sees what the wake-up was about): only the last counts.
                 w.dispatcher.hold(nid)
@@ -58,7 +64,7 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
                 cluster_id, status = row
                 if not await _step(w, cluster_id, nid, status, owner):
                     return "done"
-            # Still moving after this many steps: go on in a job of its own (jobs stay short).
+            # Still moving after this many steps (or this long): go on in a job of its own.
             async with w.locked(cluster_id) as tx:
                 node = tx.node(nid)
                 if node is not None:

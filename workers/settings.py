@@ -1,4 +1,4 @@
-"""arq WorkerSettings: job functions, the reconciler cron, startup/shutdown hooks."""
+"""arq worker options: job functions with their timeouts, the crons, startup/shutdown."""
 
 from __future__ import annotations
 
@@ -18,30 +18,52 @@ def _every(seconds: int) -> set[int]:
     return set(range(0, 60, max(1, min(seconds, 30))))
 
 
+def job_timeouts(settings: Settings) -> dict[str, float]:
+    """How long arq lets each job run before cancelling it (docs/PIPELINE.md, "Retries").
+
+    `node_step` holds the node's lease, so it must end before the lease can lapse: its
+    timeout is the lease minus a margin. Every RunPod call inside a job ends within
+    `HANGAR_RUNPOD_CALL_DEADLINE` (retries included), and a job makes at most two in a row
+    before it hands over to a new job; the others are database work, or bound their own
+    loops (the orphan sweep stops after `SWEEP_BUDGET_S`)."""
+    step = max(settings.lease_s - 5, 5)
+    return {
+        "node_step": step,
+        "poll_starting": step,
+        "expire_cluster": 30,
+        "reconcile": 30,
+        "sweep_orphans": 120,
+    }
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
     """Everything arq's Worker needs, from our settings (tests build workers from this too)."""
+    names = settings.redis_names
+    timeouts = job_timeouts(settings)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         await startup(ctx, settings)
 
-    return dict(
+    def job(fn):
         # Results are not kept: jobs report through rows and events; job ids can be reused.
-        functions=[
-            func(timed_job(node_step), keep_result=0),
-            func(timed_job(poll_starting), keep_result=0),
-            func(timed_job(expire_cluster), keep_result=0),
-        ],
+        return func(timed_job(fn), keep_result=0, timeout=timeouts[fn.__name__])
+
+    def every(fn, **when):
+        return cron(timed_job(fn), name=names.cron(fn.__name__), keep_result=0, unique=True,
+                    timeout=timeouts[fn.__name__], **when)
+
+    return dict(
+        functions=[job(node_step), job(poll_starting), job(expire_cluster)],
         cron_jobs=[
-            cron(timed_job(reconcile), second=_every(settings.reconcile_interval_s), run_at_startup=True,
-                 keep_result=0, unique=True),
-            cron(timed_job(sweep_orphans), second={0, 30}, keep_result=0, unique=True),
+            every(reconcile, second=_every(settings.reconcile_interval_s), run_at_startup=True),
+            every(sweep_orphans, second={0, 30}),
         ],
         on_startup=on_startup,
         on_shutdown=shutdown,
         redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0"),
+        queue_name=names.queue,
         max_jobs=settings.worker_max_jobs,
-        # A job must end well within its node lease, or two jobs could work on one node.
-        job_timeout=max(int(settings.lease_s) - 5, 5),
+        job_timeout=timeouts["node_step"],
         max_tries=3,
         health_check_interval=10,
         poll_delay=0.05,

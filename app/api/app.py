@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq import create_pool
-from arq.connections import RedisSettings
 from fastapi import FastAPI
 
 from app import metrics
@@ -20,8 +18,8 @@ from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
 from app.gctune import tune_gc
 from app.providers import make_provider
-from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
-from app.services.teams import TOKENS_CHANNEL, on_revoked
+from app.services import dispatch
+from app.services.teams import on_revoked
 from app.settings import Settings, get_settings
 
 
@@ -39,16 +37,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                                        max_overflow=settings.db_max_overflow)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
-        app.state.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        app.state.dispatcher = Dispatcher(app.state.redis)
+        names = settings.redis_names
+        app.state.dispatcher = await dispatch.connect(settings.redis_url, names)
+        app.state.redis = app.state.dispatcher.redis
         app.state.provider = make_provider(settings, on_request=metrics.observe_runpod)
-        hub = app.state.hub = EventHub(settings.redis_url)
+        hub = app.state.hub = EventHub(settings.redis_url, names.events)
         # The read path's caches (docs/read-path.md), kept true by the hub's subscription.
         tokens = app.state.tokens = TokenCache(app.state.engine, settings.auth_cache_s)
-        hub.listen(TOKENS_CHANNEL, tokens.on_message, on_subscribed=tokens.clear)
+        hub.listen(names.tokens, tokens.on_message, on_subscribed=tokens.clear)
         unhook = on_revoked(tokens.drop)  # revocations made in this process
         reads = app.state.read_cache = ClusterReadCache(hub, settings.read_cache_s)
-        hub.listen(EVENTS_CHANNEL, reads.on_message, on_subscribed=reads.clear)
+        hub.listen(names.events, reads.on_message, on_subscribed=reads.clear)
         await hub.start()
         tune_gc()  # start-up is over: app/gctune.py
         try:

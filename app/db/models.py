@@ -74,7 +74,6 @@ class Cluster(Base):
     __tablename__ = "clusters"
     __table_args__ = (
         Index("ix_clusters_team_created", "team_id", "created_at"),
-        Index("ix_clusters_next_check_at", "next_check_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -112,7 +111,6 @@ class Cluster(Base):
 
     # Events get per-cluster sequence numbers assigned under this row's lock.
     last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    next_check_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     ready_at: Mapped[datetime | None]
@@ -155,7 +153,8 @@ class Node(Base):
     host_key: Mapped[str | None] = mapped_column(Text)  # pinned at first connection
     hourly_rate: Mapped[float | None]
 
-    # Bootstrap progress
+    # Bootstrap progress. The bootstrap timeout counts from `bootstrap_started_at`: when the
+    # cluster turned bootstrapping (every node had an address), not when this pod started.
     bootstrap_started_at: Mapped[datetime | None]
     output_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     output_lines: Mapped[int] = mapped_column(Integer, default=0)
@@ -163,9 +162,11 @@ class Node(Base):
     exit_code: Mapped[int | None]
 
     terminate_attempts: Mapped[int] = mapped_column(default=0)
-    # When a job should next look at this node; the reconciler re-enqueues overdue nodes.
+    # When the node is next looked at (written only by `ClusterTx.check_again` and the
+    # poll's bulk form of it); the reconciler re-enqueues nodes overdue by a grace period.
     next_check_at: Mapped[datetime | None]
-    # One job at a time works on a node: it holds this lease (short, renewed per step).
+    # One job at a time works on a node: it holds this lease, taken for HANGAR_LEASE_SECONDS
+    # when the job starts and given back when it ends (a killed job's lease just lapses).
     lease_owner: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from app.domain import pods
+
 CloudType = Literal["secure", "community"]
 
 
@@ -34,11 +36,11 @@ class PodSpec:
     image: str
     gpu_type_id: str
     gpu_count: int
-    cloud_type: CloudType = "secure"
-    container_disk_gb: int = 50
-    volume_gb: int = 20  # 0 means no persistent volume
-    volume_mount_path: str = "/workspace"
-    ports: tuple[str, ...] = ("22/tcp",)
+    cloud_type: CloudType = pods.CLOUD_TYPE  # type: ignore[assignment]
+    container_disk_gb: int = pods.CONTAINER_DISK_GB
+    volume_gb: int = pods.VOLUME_GB  # 0 means no persistent volume
+    volume_mount_path: str = pods.VOLUME_MOUNT_PATH
+    ports: tuple[str, ...] = pods.PORTS
     env: Mapping[str, str] = field(default_factory=dict)
     data_center_ids: tuple[str, ...] = ()  # empty: provider chooses
 
@@ -181,10 +183,6 @@ class GpuTypeAmbiguous(GpuTypeNotFound):
     """What the caller typed matches several catalog entries, listed in `candidates`."""
 
 
-class SpotUnavailable(ProviderError):
-    reason = "invalid_request"
-
-
 # --- protocol ---------------------------------------------------------------
 
 
@@ -205,8 +203,6 @@ class Provider(Protocol):
 
     async def find_pod_by_name(self, name: str) -> Pod | None:
         """The live pod carrying exactly this name, if any."""
-
-    async def stop_pod(self, pod_id: str) -> None: ...
 
     async def terminate_pod(self, pod_id: str) -> None:
         """Terminate; returns once the provider confirms it is gone (already gone is fine)."""

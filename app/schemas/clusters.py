@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from app.domain import pods
 from app.domain.billing import prices
 from app.settings import DEFAULT_IMAGE
 
@@ -55,21 +56,21 @@ class ClusterCreate(BaseModel):
     ]
     gpu_count: Annotated[int, Field(ge=1, le=8, description="GPUs per node")] = 1
     nodes: Annotated[int, Field(ge=1, le=64, description="Pods in the cluster")] = 1
-    cloud_type: Literal["secure", "community"] = "secure"
+    cloud_type: Literal["secure", "community"] = pods.CLOUD_TYPE  # type: ignore[assignment]
     allocation: Literal["on-demand", "spot", "spot-if-available"] = "on-demand"
     image: Annotated[
         str | None,
         Field(min_length=1, max_length=512, pattern=r"^\S+$",
               description="Container image; unset: the deployment's HANGAR_DEFAULT_IMAGE"),
     ] = None
-    container_disk_gb: Annotated[int, Field(ge=1, le=2000)] = 50
+    container_disk_gb: Annotated[int, Field(ge=1, le=2000)] = pods.CONTAINER_DISK_GB
     volume_gb: Annotated[
         int, Field(ge=0, le=4000, description="0 for no volume; RunPod's minimum is 10")
-    ] = 20
+    ] = pods.VOLUME_GB
     volume_mount_path: Annotated[
         str, Field(min_length=2, max_length=255, pattern=r"^/[A-Za-z0-9._/-]*$")
-    ] = "/workspace"
-    ports: Annotated[list[str], Field(max_length=20)] = ["22/tcp"]
+    ] = pods.VOLUME_MOUNT_PATH
+    ports: Annotated[list[str], Field(max_length=20)] = list(pods.PORTS)
     env: Annotated[dict[str, str], Field(max_length=100)] = {}
     data_center_ids: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]],
@@ -114,8 +115,8 @@ class ClusterCreate(BaseModel):
                 raise ValueError(f"{p!r} is not 'PORT/tcp' or 'PORT/http' with PORT in 1-65535")
             if p not in out:
                 out.append(p)
-        if "22/tcp" not in out:
-            out.insert(0, "22/tcp")  # SSH is how Hangar bootstraps the node
+        if pods.SSH_PORT not in out:
+            out.insert(0, pods.SSH_PORT)  # SSH is how Hangar bootstraps the node
         return out
 
     @field_validator("env")

@@ -8,12 +8,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from arq.connections import ArqRedis
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+
+from app.redis_names import RedisNames
 
 if TYPE_CHECKING:
     from app.services.state import ClusterTx
-
-EVENTS_CHANNEL = "hangar:events"
 
 # Readiness polls run on this grid: at most one `poll_starting` job per tick (its job id).
 POLL_TICK_S = 0.5
@@ -23,8 +24,10 @@ class Dispatcher:
     """Enqueues arq jobs and announces new events. A lost message only delays work:
     the reconciler re-enqueues whatever the rows say is overdue."""
 
-    def __init__(self, redis: ArqRedis, poll_tick_s: float = POLL_TICK_S) -> None:
+    def __init__(self, redis: ArqRedis, names: RedisNames | None = None,
+                 poll_tick_s: float = POLL_TICK_S) -> None:
         self.redis = redis
+        self.names = names or RedisNames()
         self.poll_tick_s = poll_tick_s
         # Nodes whose lease a job of this process holds -> the earliest wake-up asked for
         # meanwhile (monotonic time), sent when the job lets the node go (`release`).
@@ -39,7 +42,8 @@ class Dispatcher:
             earlier = self._held[node_id]
             self._held[node_id] = due if earlier is None else min(earlier, due)
             return
-        await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None)
+        await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None,
+                                     _queue_name=self.names.queue)
 
     def hold(self, node_id: uuid.UUID) -> None:
         """A job of this process took the node's lease."""
@@ -54,7 +58,9 @@ class Dispatcher:
     async def recover(self, node_id: uuid.UUID) -> None:
         """The reconciler's job for an overdue node: one per node at a time (its id dedupes),
         so a backlog that makes nodes look overdue does not pile up copies of their jobs."""
-        await self.redis.enqueue_job("node_step", str(node_id), _job_id=f"recover:{node_id}")
+        await self.redis.enqueue_job("node_step", str(node_id),
+                                     _job_id=self.names.job_id("recover", node_id),
+                                     _queue_name=self.names.queue)
 
     async def poll(self, delay: float = 0.0, *, since: float | None = None) -> None:
         """One readiness poll per tick, however many nodes ask for it (the job id dedupes).
@@ -70,14 +76,16 @@ class Dispatcher:
             tick = max(round((since + max(delay, 0)) / self.poll_tick_s),
                        math.floor(now / self.poll_tick_s) + 1)
         await self.redis.enqueue_job(
-            "poll_starting", _job_id=f"poll:{tick}", _defer_until=datetime.fromtimestamp(tick * self.poll_tick_s, UTC)
+            "poll_starting", _job_id=self.names.job_id("poll", tick), _queue_name=self.names.queue,
+            _defer_until=datetime.fromtimestamp(tick * self.poll_tick_s, UTC),
         )
 
     async def expire(self, cluster_id: uuid.UUID, delay: float) -> None:
-        await self.redis.enqueue_job("expire_cluster", str(cluster_id), _defer_by=max(delay, 0))
+        await self.redis.enqueue_job("expire_cluster", str(cluster_id), _defer_by=max(delay, 0),
+                                     _queue_name=self.names.queue)
 
     async def published(self, cluster_id: uuid.UUID, seq: int) -> None:
-        await self.redis.publish(EVENTS_CHANNEL, f"{cluster_id} {seq}")
+        await self.redis.publish(self.names.events, f"{cluster_id} {seq}")
 
     async def after_commit(self, tx: ClusterTx) -> None:
         # Announced even without a new event (a pod id recorded, say): API processes drop
@@ -90,3 +98,9 @@ class Dispatcher:
             await self.poll(tx.wake_poll)
         for cluster in tx.after_ready:
             await self.expire(cluster.id, float(cluster.ttl_seconds or 0))
+
+
+async def connect(redis_url: str, names: RedisNames) -> Dispatcher:
+    """A dispatcher with a connection pool of its own (close it with `dispatcher.redis.aclose()`)."""
+    redis = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=names.queue)
+    return Dispatcher(redis, names)

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select, update
 
 from app.db.models import Cluster, Node
-from tests.api.conftest import VALID, assert_problem
+from tests.support.stack import VALID, assert_problem
 
 
 async def test_list_filters_newest_first_and_pages(client_for, db) -> None:

@@ -13,25 +13,23 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from arq import create_pool
-from arq.connections import RedisSettings
+import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
+from app.api import readpath
 from app.api.app import create_app
 from app.api.hub import EventHub
 from app.api.readcache import ClusterReadCache
 from app.db.models import Cluster, Node
 from app.db.session import driver_connection
-from app.schemas.clusters import ClusterPage
-from app.api import readpath
-from app.schemas.clusters import to_out
-from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
+from app.schemas.clusters import ClusterPage, to_out
+from app.services import dispatch
+from app.services.dispatch import Dispatcher
 from app.services.state import locked_cluster, utcnow
 from app.services.teams import create_token
 from app.settings import Settings
-from tests.api.conftest import assert_problem
-from tests.conftest import ServedApp, team_client
-from tests.events.helpers import eventually, make_cluster
+from tests.support.events import make_cluster
+from tests.support.stack import ServedApp, assert_problem, eventually, team_client
 
 LONG = 30.0  # a max age no test waits for: only an invalidation explains a prompt change
 
@@ -39,9 +37,9 @@ LONG = 30.0  # a max age no test waits for: only an invalidation explains a prom
 
 @pytest.fixture
 async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-    yield Dispatcher(redis)
-    await redis.aclose()
+    d = await dispatch.connect(settings.redis_url, settings.redis_names)
+    yield d
+    await d.redis.aclose()
 
 
 async def client_of(db, served: ServedApp, team: str) -> tuple[httpx.AsyncClient, uuid.UUID]:
@@ -119,7 +117,7 @@ async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, served_with, di
 
     # Any message naming the cluster invalidates it (commits without an event, later).
     await set_node(db, cid, public_ip="198.51.100.3")
-    await dispatcher.redis.publish(EVENTS_CHANNEL, str(cid))
+    await dispatcher.redis.publish(dispatcher.names.events, str(cid))
     started = time.monotonic()
     while await public_ip(alpha, cid) != "198.51.100.3":
         assert time.monotonic() - started < 2.0
@@ -202,7 +200,7 @@ async def test_list_pages_are_read_in_one_statement_and_priced_now(db, served_wi
 
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[EventHub]:
-    hub = EventHub(settings.redis_url)
+    hub = EventHub(settings.redis_url, settings.redis_names.events)
     await hub.start()
     await eventually(lambda: hub.connected)
     yield hub
@@ -242,7 +240,7 @@ async def test_entries_read_before_a_resubscription_are_not_used(db, engine, hub
     early = cache.ticket(row.id)
     assert cache.put(row.id, cache.ticket(row.id), row)
     epoch = hub.epoch
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    redis = aioredis.from_url(settings.redis_url)
     try:
         mine = [c for c in await redis.client_list() if c.get("name") == hub.client_name]
         await redis.client_kill_filter(_id=mine[0]["id"])  # Redis drops the subscription

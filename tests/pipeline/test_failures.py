@@ -7,7 +7,7 @@ from collections import Counter
 
 import redis.asyncio as aioredis
 
-from tests.pipeline.conftest import events, wait_for
+from tests.support.stack import clear_namespace, events, wait_for
 
 PREFIX = "hangar-"
 
@@ -102,11 +102,11 @@ async def test_pod_exits_while_starting(hangar, worker, sim) -> None:
     assert sim.alive_pods() == []
 
 
-async def test_pod_never_gets_ip(hangar, worker, sim, pipeline_settings) -> None:
+async def test_pod_never_gets_ip(hangar, worker, sim, app_settings) -> None:
     sim.faults.never_ip()
     cid = await create(hangar)
     body = await wait_for(hangar, cid, {"failed"},
-                          timeout=pipeline_settings.provision_timeout_s + 10)
+                          timeout=app_settings.provision_timeout_s + 10)
     assert body["reason"] == "provision_timeout", body
     assert sim.alive_pods() == []
 
@@ -146,13 +146,14 @@ async def test_delete_during_creation(hangar, worker, sim) -> None:
     assert sim.alive_pods() == []
 
 
-async def test_redis_flushed_mid_flight(hangar, worker, sim, pipeline_settings) -> None:
+async def test_redis_flushed_mid_flight(hangar, worker, sim, app_settings) -> None:
     await worker.stop()
     cid = await create(hangar, nodes=2)
-    r = aioredis.from_url(pipeline_settings.redis_url)
-    assert await r.zcard("arq:queue") == 1  # one job creates every pending node
-    await r.flushdb()  # every queued job is gone: only the rows remember the work
+    r = aioredis.from_url(app_settings.redis_url)
+    assert await r.zcard(app_settings.redis_names.queue) == 1  # one job creates every node
     await r.aclose()
+    # Every queued job is gone (as after a FLUSHDB): only the rows remember the work.
+    await clear_namespace(app_settings.redis_url, app_settings.redis_names)
     await worker.start()
     body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=30)
     assert body["status"] == "ready", body

@@ -16,12 +16,10 @@ from app.providers.base import (
     InsufficientBalance,
     InvalidCredentials,
     InvalidRequest,
-    NotFound,
     PodSpec,
     PodState,
     RateLimited,
     ServerError,
-    SpotUnavailable,
     TransportError,
 )
 from app.providers.runpod import (
@@ -267,9 +265,7 @@ async def test_get_pod_maps_fields(provider, runpod_api, pod_json):
     assert pod.data_center_id == "US-KS-2"
     assert pod.cost_per_hour == 0.44
     assert pod.created_at is not None and pod.created_at.year == 2026
-    assert provider.ssh_endpoint(pod) == ("195.26.233.3", 34446)
-    assert provider.gpu_count(pod) == 1
-    assert provider.gpu_model(pod) == "NVIDIA GeForce RTX 4090"  # no catalog cached yet
+    assert pod.gpu_count == 1 and pod.gpu_type_id == "NVIDIA GeForce RTX 4090"
 
 
 async def test_get_pod_404_is_none(provider, runpod_api, problem):
@@ -322,7 +318,8 @@ async def test_reads_give_up_after_attempts_with_typed_error(provider, runpod_ap
 
 async def test_backoff_is_capped(config, runpod_api, problem, sleeps):
     cfg = RunPodConfig(
-        api_key="k", api_url=config.api_url, retry_attempts=7, backoff_base=1.0, backoff_max=5.0
+        api_key="k", api_url=config.api_url, retry_attempts=7, backoff_base=1.0, backoff_max=5.0,
+        call_deadline=100.0,
     )
     async with RunPodProvider(cfg, sleep=sleeps, jitter=lambda cap: cap) as p:
         runpod_api.get("/pods/p1").mock(return_value=problem(500, "down"))
@@ -333,7 +330,8 @@ async def test_backoff_is_capped(config, runpod_api, problem, sleeps):
 
 async def test_full_jitter_stays_within_cap(config, runpod_api, problem, sleeps):
     cfg = RunPodConfig(
-        api_key="k", api_url=config.api_url, retry_attempts=6, backoff_base=1.0, backoff_max=8.0
+        api_key="k", api_url=config.api_url, retry_attempts=6, backoff_base=1.0, backoff_max=8.0,
+        call_deadline=100.0,
     )
     async with RunPodProvider(cfg, sleep=sleeps) as p:  # real random jitter
         runpod_api.get("/pods/p1").mock(return_value=problem(500, "down"))
@@ -355,18 +353,59 @@ async def test_reads_retry_transport_errors_then_raise(provider, runpod_api, sle
     assert sleeps == [1.0, 2.0, 4.0, 8.0]
 
 
-async def test_reads_honour_retry_after_and_cap_it(provider, runpod_api, problem, pod_json, sleeps):
+async def test_reads_honour_retry_after(provider, runpod_api, problem, pod_json, sleeps):
     route = runpod_api.get("/pods/p1").mock(
         side_effect=[
             problem(429, "minute window", headers={"Retry-After": "12"}),
-            problem(429, "hour window", headers={"Retry-After": "3600"}),
             problem(429, "no header"),
             httpx.Response(200, json=pod_json(id="p1")),
         ]
     )
     await provider.get_pod("p1")
+    assert route.call_count == 3
+    assert sleeps == [12.0, 2.0]  # Retry-After; without the header, the backoff (2nd failure)
+
+
+async def test_a_retry_after_past_the_deadline_is_the_callers(config, runpod_api, problem,
+                                                              sleeps):
+    """The client never waits past the call's deadline: the 429 goes to the caller at once,
+    with RunPod's Retry-After, so a worker reschedules the node instead of sleeping."""
+    cfg = RunPodConfig(api_key="k", api_url=config.api_url, call_deadline=20.0)
+    route = runpod_api.get("/pods/p1").mock(
+        return_value=problem(429, "hour window", headers={"Retry-After": "1800"})
+    )
+    async with RunPodProvider(cfg, sleep=sleeps) as p:
+        with pytest.raises(RateLimited) as info:
+            await p.get_pod("p1")
+    assert sleeps == [] and route.call_count == 1
+    assert info.value.retry_after == 1800.0
+
+
+async def test_waits_stop_at_the_deadline(config, runpod_api, problem, sleeps):
+    cfg = RunPodConfig(api_key="k", api_url=config.api_url, call_deadline=10.0,
+                       retry_attempts=10, backoff_base=1.0, backoff_max=8.0)
+    route = runpod_api.get("/pods/p1").mock(return_value=problem(503, "down"))
+    async with RunPodProvider(cfg, sleep=sleeps, jitter=lambda cap: cap) as p:
+        with pytest.raises(ServerError):
+            await p.get_pod("p1")
+    assert sleeps == [1.0, 2.0, 4.0]  # 8 more would pass 10 s
     assert route.call_count == 4
-    assert sleeps == [12.0, 60.0, 4.0]  # capped at retry_after_max; no header: backoff (3rd)
+
+
+async def test_attempt_timeouts_shrink_to_the_deadline(config, runpod_api, pod_json, sleeps):
+    seen = []
+
+    def capture(request):
+        seen.append(request.extensions["timeout"]["read"])
+        if len(seen) == 1:
+            raise httpx.ReadTimeout("slow")
+        return httpx.Response(200, json=pod_json(id="p1"))
+
+    cfg = RunPodConfig(api_key="k", api_url=config.api_url, call_deadline=3.0, read_timeout=30)
+    runpod_api.get("/pods/p1").mock(side_effect=capture)
+    async with RunPodProvider(cfg, sleep=sleeps, jitter=lambda cap: 0.0) as p:
+        await p.get_pod("p1")
+    assert len(seen) == 2 and all(0 < t <= 3.0 for t in seen)
 
 
 async def test_reads_give_up_on_429_with_retry_after(provider, runpod_api, problem, sleeps):
@@ -551,45 +590,7 @@ async def test_find_pod_by_name_none(provider, runpod_api, pod_json):
     assert await provider.find_pod_by_name("nobody") is None
 
 
-# --- stop / terminate ------------------------------------------------------------------
-
-
-async def test_stop_pod(provider, runpod_api, pod_json):
-    route = runpod_api.post("/pods/p1/action").respond(200, json=pod_json(id="p1", status="EXITED"))
-    await provider.stop_pod("p1")
-    assert json.loads(route.calls.last.request.content) == {"action": "stop"}
-
-
-async def test_stop_pod_already_stopped(provider, runpod_api, problem, pod_json):
-    runpod_api.post("/pods/p1/action").mock(
-        return_value=problem(409, "action not valid for current pod status")
-    )
-    runpod_api.get("/pods/p1").respond(200, json=pod_json(id="p1", status="EXITED"))
-    await provider.stop_pod("p1")
-
-
-async def test_stop_pod_conflict_while_running(provider, runpod_api, problem, pod_json):
-    runpod_api.post("/pods/p1/action").mock(return_value=problem(409, "locked"))
-    runpod_api.get("/pods/p1").respond(200, json=pod_json(id="p1", status="RUNNING"))
-    with pytest.raises(Conflict):
-        await provider.stop_pod("p1")
-
-
-async def test_stop_pod_missing(provider, runpod_api, problem):
-    runpod_api.post("/pods/p1/action").mock(return_value=problem(404, "pod not found"))
-    with pytest.raises(NotFound):
-        await provider.stop_pod("p1")
-
-
-async def test_stop_pod_retries_5xx(provider, runpod_api, problem, pod_json, sleeps):
-    route = runpod_api.post("/pods/p1/action").mock(
-        side_effect=[
-            problem(502, "x"),
-            httpx.Response(200, json=pod_json(id="p1", status="EXITED")),
-        ]
-    )
-    await provider.stop_pod("p1")
-    assert route.call_count == 2 and sleeps == [1.0]
+# --- terminate ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("status", [204, 404])
@@ -645,27 +646,6 @@ async def test_terminate_forbidden_raises(provider, runpod_api, problem):
         await provider.terminate_pod("p1")
 
 
-# --- allocation ----------------------------------------------------------------------------
-
-
-def test_allocation_rules(config):
-    p = RunPodProvider(config, httpx.AsyncClient())
-    on_demand = p.check_allocation("on-demand")
-    assert on_demand.allocation == "on-demand" and on_demand.notice is None
-    fallback = p.check_allocation("spot-if-available")
-    assert fallback.allocation == "on-demand" and str(fallback) == "on-demand"
-    assert fallback.notice and "no spot" in fallback.notice and "on-demand" in fallback.notice
-    with pytest.raises(SpotUnavailable) as info:
-        p.check_allocation("spot")
-    assert info.value.message == (
-        "RunPod's current API (v2) offers no spot/interruptible pods; "
-        "use allocation 'on-demand' or 'spot-if-available'"
-    )
-    assert info.value.reason == "invalid_request"
-    with pytest.raises(ValueError):
-        p.check_allocation("reserved")
-
-
 # --- plumbing: key hygiene, hooks, client ownership ---------------------------------------
 
 
@@ -674,7 +654,7 @@ def test_api_key_not_in_repr(config, provider):
     assert key not in repr(config) and key not in str(config)
     assert key not in repr(provider)
     assert config.api_key.get_secret_value() == key
-    plain = RunPodConfig(api_key="plain-string-key")
+    plain = RunPodConfig(api_key="plain-string-key", api_url="u")
     assert "plain-string-key" not in repr(plain)
 
 
@@ -756,60 +736,12 @@ async def test_timeouts_are_sent_per_request(config, runpod_api, pod_json):
 
 
 def test_config_defaults():
-    cfg = RunPodConfig(api_key="k")
-    assert cfg.api_url == "https://api.runpod.io/v2"
-    assert cfg.cloud_type == "secure"
-    assert (cfg.container_disk_gb, cfg.volume_gb, cfg.volume_mount_path) == (50, 20, "/workspace")
-    assert "22/tcp" in cfg.ports and cfg.data_center_ids == ()
-    assert (cfg.provision_timeout, cfg.bootstrap_timeout) == (300.0, 600.0)
-    assert cfg.catalog_ttl == 60.0 and cfg.retry_attempts == 5
+    cfg = RunPodConfig(api_key="k", api_url="https://api.runpod.io/v2")
+    assert cfg.catalog_ttl == 60.0 and cfg.retry_attempts == 5 and cfg.call_deadline == 20.0
     with pytest.raises(ValueError):
-        RunPodConfig(api_key="k", cloud_type="spot")  # type: ignore[arg-type]
-
-
-def test_config_from_settings():
-    from app.settings import Settings
-
-    s = Settings(
-        RUNPOD_API_KEY="rk_x",
-        RUNPOD_API_URL="https://example.invalid/v2",
-        HANGAR_PROVISION_TIMEOUT=42,
-    )
-    cfg = RunPodConfig.from_settings(s, data_center_ids=("EU-RO-1",))
-    assert cfg.api_key.get_secret_value() == "rk_x"
-    assert cfg.api_url == "https://example.invalid/v2"
-    assert cfg.provision_timeout == 42
-    assert cfg.data_center_ids == ("EU-RO-1",)
-    with pytest.raises(ValueError):
-        RunPodConfig.from_settings(Settings(RUNPOD_API_KEY=None))
-
-
-def test_pod_spec_uses_config_defaults():
-    cfg = RunPodConfig(
-        api_key="k", cloud_type="community", data_center_ids=("EU-RO-1",), volume_gb=0
-    )
-    p = RunPodProvider(cfg, httpx.AsyncClient())
-    spec = p.pod_spec(
-        name="n", image="i", gpu_type_id="g", gpu_count=2, env={"A": "b"}, container_disk_gb=80
-    )
-    assert spec.cloud_type == "community" and spec.data_center_ids == ("EU-RO-1",)
-    assert spec.volume_gb == 0 and spec.container_disk_gb == 80 and spec.gpu_count == 2
-    assert spec.ports == ("22/tcp",) and dict(spec.env) == {"A": "b"}
-
-
-async def test_retry_budget_stops_long_waits(config, runpod_api, problem, sleeps):
-    cfg = RunPodConfig(api_key="k", api_url=config.api_url, retry_after_max=60.0, retry_budget=90.0)
-    route = runpod_api.get("/pods/p1").mock(
-        return_value=problem(429, "hour window", headers={"Retry-After": "1800"})
-    )
-    async with RunPodProvider(cfg, sleep=sleeps) as p:
-        with pytest.raises(RateLimited) as info:
-            await p.get_pod("p1")
-    assert sleeps == [60.0]  # capped; a second 60 s wait would pass the 90 s budget
-    assert route.call_count == 2
-    assert info.value.retry_after == 1800.0  # the caller can reschedule on the real value
+        RunPodConfig(api_key="k", api_url="u", call_deadline=0)
 
 
 def test_config_rejects_empty_key():
     with pytest.raises(ValueError):
-        RunPodConfig(api_key=" ")
+        RunPodConfig(api_key=" ", api_url="u")

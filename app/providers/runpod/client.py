@@ -13,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 
 from app.providers import base
 from app.providers.base import (
-    CloudType,
     GpuType,
     InvalidRequest,
     NotFound,
@@ -24,7 +23,6 @@ from app.providers.base import (
 )
 
 from . import types as v2
-from .allocation import AllocationChoice, on_demand_only
 from .catalog import CatalogCache, resolve
 from .config import RunPodConfig
 from .errors import (
@@ -35,7 +33,7 @@ from .errors import (
     outcome_of,
 )
 from .mapping import create_body, describe_body, to_gpu_type, to_pod
-from .retry import Backoff, Jitter, Sleep, retry_create, retry_reads
+from .retry import Backoff, Jitter, Sleep, retry_create, retry_reads, time_left
 
 log = logging.getLogger("hangar.runpod")
 
@@ -72,15 +70,14 @@ class RunPodProvider:
         self.config = config
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
-            timeout=config.timeout, headers={"User-Agent": "hangar-runpod/1"}
+            timeout=config.timeout(), headers={"User-Agent": "hangar-runpod/1"}
         )
         self._on_request = on_request
         backoff: dict[str, Any] = {
             "attempts": config.retry_attempts,
             "base": config.backoff_base,
             "max_delay": config.backoff_max,
-            "retry_after_max": config.retry_after_max,
-            "budget": config.retry_budget,
+            "deadline": config.call_deadline,
         }
         if sleep is not None:
             backoff["sleep"] = sleep
@@ -205,22 +202,6 @@ class RunPodProvider:
             )
         return live[0]
 
-    async def stop_pod(self, pod_id: str) -> None:
-        """`POST /pods/{id}/action {"action":"stop"}`. Already stopped is fine.
-
-        Raises `NotFound` when the pod does not exist.
-        """
-        result = await self._action(pod_id, "stop")
-        if result == _GONE:
-            raise NotFound(f"RunPod pod {pod_id} not found", status=404)
-        if result == _CONFLICT:
-            pod = await self.get_pod(pod_id)
-            if pod is None or pod.status in (PodState.EXITED, PodState.TERMINATED):
-                return
-            raise Conflict(
-                f"RunPod refused to stop pod {pod_id} in status {pod.status}", status=409
-            )
-
     async def terminate_pod(self, pod_id: str) -> None:
         """`DELETE /pods/{id}`: 204 or 404 means gone; on 409 fall back to the action."""
         path = self._pod_path(pod_id)
@@ -242,15 +223,15 @@ class RunPodProvider:
                 raise Conflict(f"RunPod refused to terminate pod {pod_id} (409)", status=409)
         log.info("runpod: pod %s terminated", pod_id)
 
-    async def _action(self, pod_id: str, action: Literal["stop", "terminate"]) -> str:
-        """POST an action; "ok", `_GONE` on 404, `_CONFLICT` on 409."""
+    async def _action(self, pod_id: str, action: Literal["terminate"]) -> str:
+        """POST an action; `_GONE` on success or 404, `_CONFLICT` on 409."""
         path = self._pod_path(pod_id) + "/action"
         endpoint = "POST /pods/{id}/action"
 
         async def attempt() -> str:
             resp = await self._send("POST", path, endpoint, json={"action": action})
             if resp.is_success:
-                return _GONE if action == "terminate" else "ok"
+                return _GONE
             if resp.status_code == 404:
                 return _GONE
             if resp.status_code == 409:
@@ -294,69 +275,6 @@ class RunPodProvider:
         log.info("runpod: GPU catalog fetched, %d types", len(types))
         return types
 
-    # --- allocation and helpers -----------------------------------------------------
-
-    def check_allocation(self, allocation: str) -> AllocationChoice:
-        """'on-demand' -> on-demand; 'spot-if-available' -> on-demand with a notice;
-        'spot' -> `SpotUnavailable` (v2 has no spot)."""
-        return on_demand_only(allocation)
-
-    def pod_spec(
-        self,
-        *,
-        name: str,
-        image: str,
-        gpu_type_id: str,
-        gpu_count: int = 1,
-        env: Mapping[str, str] | None = None,
-        **overrides: Any,
-    ) -> PodSpec:
-        """A `PodSpec` carrying this config's defaults (cloud, disks, ports, data centers)."""
-        cfg = self.config
-        values: dict[str, Any] = {
-            "cloud_type": cfg.cloud_type,
-            "container_disk_gb": cfg.container_disk_gb,
-            "volume_gb": cfg.volume_gb,
-            "volume_mount_path": cfg.volume_mount_path,
-            "ports": tuple(cfg.ports),
-            "data_center_ids": tuple(cfg.data_center_ids),
-        }
-        values.update(overrides)
-        return PodSpec(
-            name=name,
-            image=image,
-            gpu_type_id=gpu_type_id,
-            gpu_count=gpu_count,
-            env=dict(env or {}),
-            **values,
-        )
-
-    @staticmethod
-    def ssh_endpoint(pod: Pod) -> tuple[str, int] | None:
-        """(host, port) for direct SSH, or None until RunPod has assigned them."""
-        if pod.ssh_host and pod.ssh_port:
-            return pod.ssh_host, pod.ssh_port
-        return None
-
-    def gpu_model(self, pod: Pod) -> str | None:
-        """The GPU's display name when the catalog is cached, else its type id."""
-        if pod.gpu_type_id is None:
-            return None
-        for t in self._catalog.peek() or ():
-            if t.id == pod.gpu_type_id:
-                return t.display_name
-        return pod.gpu_type_id
-
-    @staticmethod
-    def gpu_count(pod: Pod) -> int:
-        return pod.gpu_count
-
-    @staticmethod
-    def hourly_price(gpu_type: GpuType, count: int, cloud_type: CloudType) -> float | None:
-        """List price in USD/hour for `count` GPUs of this type (the billed rate is `Pod.cost`)."""
-        price = gpu_type.price(cloud_type)
-        return None if price is None else round(price * count, 6)
-
     # --- HTTP -------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -389,7 +307,7 @@ class RunPodProvider:
                 json=json,
                 params=params,
                 headers=self._headers(),
-                timeout=self.config.timeout,
+                timeout=self.config.timeout(time_left(self.config.read_timeout)),
             )
         except httpx.TransportError as exc:
             self._record(endpoint, "transport_error", started)

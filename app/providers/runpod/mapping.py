@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.domain.pods import SSH_PORT
 from app.providers import base
 from app.providers.base import InvalidRequest, PodSpec, PodState
 
 from . import types as v2
-from .config import SSH_PORT
 
 log = logging.getLogger("hangar.runpod")
 
