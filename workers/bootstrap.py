@@ -22,12 +22,12 @@ from app.ssh.bootstrap import (
     AuthRejected,
     BootstrapSession,
     HostKeyChanged,
-    OutputLines,
     Progress,
     SSHError,
     SSHUnavailable,
-    render_script,
 )
+from app.ssh.output import OutputLines
+from app.ssh.script import render_script
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.bootstrap")

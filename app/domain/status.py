@@ -107,7 +107,7 @@ def roll_up(cluster: ClusterStatus, nodes: set[NodeStatus], torn_down: bool) -> 
         return RollUp.NOTHING
     if cluster.is_terminal:
         return RollUp.NOTHING
-    if nodes == {N.READY}:
+    if nodes == {N.READY} and cluster != C.READY:
         return RollUp.READY
     if cluster in (C.PENDING, C.PROVISIONING) and nodes <= {N.BOOTSTRAPPING, N.READY}:
         return RollUp.BOOTSTRAPPING

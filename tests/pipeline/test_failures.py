@@ -255,3 +255,32 @@ async def test_output_is_bounded_and_drops_are_announced(hangar, worker, sim) ->
     assert dropped > 0, "a burst of 1,001 lines exceeds the per-read bound"
     assert len(lines) + dropped == 1001
     assert len(lines[0]) < 1100 and lines[0].endswith("[truncated]")
+
+
+async def test_long_retry_after_delays_the_node_not_the_job(hangar, worker, sim, db) -> None:
+    """A 429 whose Retry-After is longer than a job may run is handed to the node: it is
+    looked at again then, and no job sleeps on it or times out."""
+    from sqlalchemy import select
+
+    from app.db.models import Node
+    from app.services.state import utcnow
+
+    sim.faults.rate_limit(count=1, endpoint="create", retry_after=120)
+    cid = await create(hangar)
+    for _ in range(100):
+        notices = [e["data"] for e in await events(hangar, cid) if e["type"] == "cluster.notice"]
+        if notices:
+            break
+        await asyncio.sleep(0.1)
+    assert [n["code"] for n in notices] == ["provider_retry"]
+    assert "120.0s" in notices[0]["message"]
+    async with db() as session:
+        node = (await session.scalars(select(Node))).one()
+    assert node.status == "creating" and node.pod_id is None
+    assert (node.next_check_at - utcnow()).total_seconds() > 100
+    await asyncio.sleep(3)  # longer than a job may run here (lease 10 s - 5 s)
+    assert sim.count("create_pod") == 1  # asked once; no retry inside the job
+    assert worker.worker.jobs_failed == 0  # nothing timed out
+    async with db() as session:
+        node = (await session.scalars(select(Node))).one()
+    assert node.status == "creating" and node.lease_owner is None
