@@ -25,7 +25,7 @@ SWEEP_BUDGET_S = 60.0
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     """Whatever the rows say is overdue gets a job again: lost jobs, a flushed Redis or a
-    killed worker delay work, never lose it (DESIGN.md invariant 1)."""
+    killed worker delay work, never lose it (docs/ARCHITECTURE.md, invariant 1)."""
     w = work(ctx)
     now = utcnow()
     overdue = now - timedelta(seconds=w.settings.reconcile_grace_s)

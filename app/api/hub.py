@@ -9,7 +9,7 @@ too slow to keep up) reads the database itself, in bounded batches.
 
 So the database cost of an event is one read per process, not one per client, and a slow
 client holds a position, never a queue: nothing grows with what it has not read yet.
-Redis only wakes (DESIGN.md invariant 1): a missed notification delays an event until the
+Redis only wakes (docs/ARCHITECTURE.md, invariant 1): a missed notification delays an event until the
 feed's fallback poll, never drops it.
 
 The same subscription serves the process's caches (`listen`): the cluster read cache

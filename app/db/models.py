@@ -1,4 +1,4 @@
-"""Tables. The database is the truth; Redis only wakes workers (DESIGN.md invariant 1)."""
+"""Tables. The database is the truth; Redis only wakes workers (docs/ARCHITECTURE.md, invariant 1)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every change happens inside `locked_cluster(...)`: the cluster row is locked FOR UPDATE,
 the change is checked against the lifecycle, an event row is appended with the next
-per-cluster sequence number (so event ids grow in commit order, DESIGN.md invariant 5),
+per-cluster sequence number (so event ids grow in commit order, docs/ARCHITECTURE.md, invariant 5),
 and after the commit the event is announced on Redis and follow-up jobs are enqueued.
 """
 

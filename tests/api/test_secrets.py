@@ -1,4 +1,4 @@
-"""Secrets stay in (DESIGN.md invariant 6): two teams' clusters go through the whole
+"""Secrets stay in (docs/ARCHITECTURE.md, invariant 6): two teams' clusters go through the whole
 pipeline against the simulator (real SSH bootstrap) to ready and back to terminated, and
 then no API response, no event and no log line (everything, at DEBUG) holds the RunPod
 key, a cluster's SSH private key or an API token (a token's short display prefix is fine).

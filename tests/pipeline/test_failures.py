@@ -1,4 +1,4 @@
-"""Every failure path of DESIGN.md, driven through the simulator's fault injection."""
+"""Every failure path of docs/ARCHITECTURE.md, driven through the simulator's fault injection."""
 
 from __future__ import annotations
 
