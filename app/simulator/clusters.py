@@ -41,8 +41,8 @@ CLUSTER_CLOUD = "SECURE"
 
 
 def overlay_ip(rank: int) -> str:
-    """Rank r's address on its cluster's overlay (at most 250 members fit in 10.65.0.x)."""
-    return f"10.65.{(rank + 2) // 256}.{(rank + 2) % 256}"
+    """Rank r's address on its cluster's overlay: 10.65.0.2 .. 10.65.0.251 for 250 members."""
+    return f"10.65.0.{rank + 2}"
 
 
 @dataclass(eq=False)

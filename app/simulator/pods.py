@@ -260,7 +260,7 @@ class PodManager:
         """Create a pod from a body that already passed the `CreatePodRequest` schema.
 
         Raises `ApiError` 400 for rule violations and no capacity, 404 for unknown
-        referenced resources, 409 never.
+        referenced resources.
         """
         name = body["name"]
         gpu_req, cpu_req = body.get("gpu"), body.get("cpu")
