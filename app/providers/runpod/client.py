@@ -1,104 +1,34 @@
-"""`RunPodProvider`: the `Provider` protocol over RunPod's REST v2 API."""
+"""`RunPodProvider`: the `Provider` protocol over RunPod's REST v2 API: pods and the GPU
+catalog here; Instant Clusters and network volumes in `clusters.py`; HTTP in `http.py`."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
-from urllib.parse import quote
+from collections.abc import Callable
+from typing import Any, Literal
 
-import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from app.providers import base
-from app.providers.base import (
-    GpuType,
-    InvalidRequest,
-    NotFound,
-    Pod,
-    PodSpec,
-    PodState,
-    ProviderError,
-)
+from app.providers.base import GpuType, InvalidRequest, NotFound, Pod, PodSpec, PodState
 
 from . import types as v2
-from .catalog import CatalogCache, resolve
+from .catalog import resolve
+from .clusters import ClusterCalls
 from .config import RunPodConfig
-from .errors import (
-    Conflict,
-    UnexpectedResponse,
-    error_from_response,
-    error_from_transport,
-    outcome_of,
-)
+from .errors import Conflict, UnexpectedResponse
+from .http import OnRequest, _short, log
 from .mapping import create_body, describe_body, to_gpu_type, to_pod
-from .retry import Backoff, Jitter, Sleep, retry_create, retry_reads, time_left
-
-log = logging.getLogger("hangar.runpod")
-
-_M = TypeVar("_M", bound=BaseModel)
-
-OnRequest = Callable[[str, str, float], None]
-"""`on_request(endpoint, outcome, seconds)`: called once per HTTP attempt.
-
-`endpoint` is a template such as "GET /pods/{id}"; `outcome` is one of ok, capacity,
-bad_request, unauthorized, payment_required, forbidden, not_found, conflict,
-unprocessable, rate_limited, client_error, server_error, transport_error.
-"""
+from .retry import retry_create, retry_reads
 
 _GONE = "gone"
 _CONFLICT = "conflict"
 
 
-class RunPodProvider:
+class RunPodProvider(ClusterCalls):
     """RunPod GPU pods through REST v2. Create one per process and share it."""
 
     name = "runpod"
     supports_spot = False
-
-    def __init__(
-        self,
-        config: RunPodConfig,
-        http_client: httpx.AsyncClient | None = None,
-        *,
-        on_request: OnRequest | None = None,
-        sleep: Sleep | None = None,
-        jitter: Jitter | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=config.timeout(), headers={"User-Agent": "hangar-runpod/1"}
-        )
-        self._on_request = on_request
-        backoff: dict[str, Any] = {
-            "attempts": config.retry_attempts,
-            "base": config.backoff_base,
-            "max_delay": config.backoff_max,
-            "deadline": config.call_deadline,
-        }
-        if sleep is not None:
-            backoff["sleep"] = sleep
-        if jitter is not None:
-            backoff["jitter"] = jitter
-        self._backoff = Backoff(**backoff)
-        self._catalog = CatalogCache(self._fetch_catalog, ttl=config.catalog_ttl, clock=clock)
-
-    def __repr__(self) -> str:
-        return f"RunPodProvider(api_url={self.config.api_url!r})"
-
-    async def __aenter__(self) -> RunPodProvider:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it."""
-        if self._owns_http and not self._http.is_closed:
-            await self._http.aclose()
 
     # --- pods -----------------------------------------------------------------
 
@@ -275,96 +205,12 @@ class RunPodProvider:
         log.info("runpod: GPU catalog fetched, %d types", len(types))
         return types
 
-    # --- HTTP -------------------------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.config.api_key.get_secret_value()}",
-            "Accept": "application/json",
-        }
-
-    @staticmethod
-    def _pod_path(pod_id: str) -> str:
-        if not pod_id or not pod_id.strip():
-            raise InvalidRequest("pod id must not be empty")
-        return "/pods/" + quote(pod_id, safe="")
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        endpoint: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> httpx.Response:
-        """One HTTP attempt. Transport failures become typed errors; statuses are returned."""
-        started = time.perf_counter()
-        try:
-            resp = await self._http.request(
-                method,
-                self.config.base_url + path,
-                json=json,
-                params=params,
-                headers=self._headers(),
-                timeout=self.config.timeout(time_left(self.config.read_timeout)),
-            )
-        except httpx.TransportError as exc:
-            self._record(endpoint, "transport_error", started)
-            err = error_from_transport(exc, endpoint)
-            log.warning("runpod %s: %s", endpoint, err.message)
-            raise err from exc
-        self._record(endpoint, outcome_of(resp), started)
-        return resp
-
-    def _record(self, endpoint: str, outcome: str, started: float) -> None:
-        if self._on_request is None:
-            return
-        try:
-            self._on_request(endpoint, outcome, time.perf_counter() - started)
-        except Exception:  # metrics must never break provisioning
-            log.debug("runpod: on_request hook failed", exc_info=True)
-
-    def _error(self, resp: httpx.Response, endpoint: str) -> ProviderError:
-        err = error_from_response(resp)
-        log.warning(
-            "runpod %s -> %s %s (request id %s)",
-            endpoint,
-            resp.status_code,
-            err.message,
-            resp.headers.get("x-request-id", "-"),
-        )
-        return err
-
-    @staticmethod
-    def _json(resp: httpx.Response, endpoint: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError as exc:
-            raise UnexpectedResponse(
-                f"{endpoint}: RunPod answered {resp.status_code} with a body that is not JSON",
-                status=resp.status_code,
-            ) from exc
-
-    def _parse(self, resp: httpx.Response, model: type[_M], endpoint: str) -> _M:
-        data = self._json(resp, endpoint)
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise UnexpectedResponse(
-                f"{endpoint}: unexpected response shape: {_short(exc)}", status=resp.status_code
-            ) from exc
-
-
-def _short(exc: ValidationError) -> str:
-    # Locations and messages only: never the input values (a pod's env holds keys).
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-
 
 def _age_key(pod: Pod) -> tuple[int, float, str]:
     if pod.created_at is None:
         return (1, 0.0, pod.id)
     return (0, pod.created_at.timestamp(), pod.id)
+
 
 
 __all__ = ["OnRequest", "RunPodProvider"]
