@@ -38,6 +38,7 @@ from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import ClusterEvent
+from app.outages import DATABASE, database_unavailable, describe
 from app.services import events as svc
 
 log = logging.getLogger("hangar.api.hub")
@@ -133,8 +134,11 @@ class ClusterFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: retry, clients just wait
-                log.warning("reading events of cluster %s failed (%s); retrying",
-                            self.cluster_id, exc)
+                if database_unavailable(exc):
+                    DATABASE.failed(exc)  # one warning per outage, not one per feed and try
+                else:
+                    log.warning("reading events of cluster %s failed (%s); retrying",
+                                self.cluster_id, describe(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._dirty.wait(), delay)
                 delay = min(delay * 2, 5.0)

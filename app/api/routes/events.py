@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from app.api.deps import CurrentCaller, Session
 from app.api.errors import ApiError
 from app.api.hub import BATCH, EventHub, Frame, encode
+from app.outages import DATABASE, database_unavailable
 from app.schemas.events import EventOut, EventPage
 from app.services import events as svc
 from app.services.clusters import get_cluster
@@ -158,9 +159,17 @@ async def _stream(
                 if feed.ready:
                     kept = feed.after(follower.last)
                     if kept is None:  # behind what the feed keeps: replay from the database
-                        async with sessionmaker() as session:
-                            rows = await svc.events_after(session, cluster_id,
-                                                          follower.last, BATCH)
+                        try:
+                            async with sessionmaker() as session:
+                                rows = await svc.events_after(session, cluster_id,
+                                                              follower.last, BATCH)
+                        except Exception as exc:
+                            if not database_unavailable(exc):
+                                raise
+                            # The database is away: end the stream; the client resumes
+                            # from its Last-Event-ID (a 503 until the database is back).
+                            DATABASE.failed(exc)
+                            return
                         kept = [encode(r) for r in rows]
                     frames = kept
                 if frames:
