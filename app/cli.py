@@ -68,11 +68,10 @@ def api(
 def worker() -> None:
     """Run an arq worker: provisioning jobs and the reconciler cron."""
     settings = _settings()
-    from arq.worker import run_worker
-
+    from workers.runner import HangarWorker
     from workers.settings import worker_options
 
-    run_worker(worker_options(settings))
+    HangarWorker(**worker_options(settings)).run()
 
 
 @cli.command()

@@ -12,11 +12,10 @@ from typing import Any
 
 import httpx
 import uvicorn
-from arq.worker import Worker
-
 from app.embedded import free_port
 from app.redis_names import RedisNames, forget_all
 from app.settings import Settings
+from workers.runner import HangarWorker
 from workers.settings import worker_options
 
 # Seconds between heartbeats of an idle event stream in the tests (fast_settings).
@@ -94,11 +93,11 @@ class RunningWorker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.worker: Worker | None = None
+        self.worker: HangarWorker | None = None
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self.worker = Worker(**worker_options(self.settings), handle_signals=False)
+        self.worker = HangarWorker(**worker_options(self.settings), handle_signals=False)
         self.task = asyncio.create_task(self.worker.async_run())
 
     async def stop(self) -> None:
