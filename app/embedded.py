@@ -8,6 +8,7 @@ survives a restart.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import socket
@@ -198,10 +199,19 @@ class StoppablePostgres:
             os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync")
 
+    def running(self) -> bool:
+        try:
+            self._run("pg_ctl", "status")
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
     def start(self) -> str:
         self._init()
         if os.geteuid() == 0:
             self._user = "pgserver"
+        if self.running():
+            return self.url()
         self._run("pg_ctl", "-w", "-l", str(self.pgdata / "server.log"),
                   "-o", f"-p {self.port} -h 127.0.0.1 -k {self.pgdata} -F", "start")
         _wait_port(self.port, None, "postgres")
@@ -211,7 +221,5 @@ class StoppablePostgres:
         """`fast`: clients are disconnected and the server shuts down cleanly (an operator's
         stop or a failover); `immediate`: as a crash."""
         if (self.pgdata / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):  # not running
                 self._run("pg_ctl", "-w", "-m", mode, "stop")
-            except subprocess.CalledProcessError:
-                pass  # not running

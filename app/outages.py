@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger("hangar.outages")
 
@@ -99,6 +99,7 @@ class Outage:
         self.since: float | None = None  # monotonic time of the first failure
         self.failures = 0
         self.outages = 0
+        self._on_back: list[Callable[[], None]] = []
 
     @property
     def down(self) -> bool:
@@ -124,7 +125,14 @@ class Outage:
         log.info("%s is back after %.1f s (%d failed calls meanwhile)", self.name, lasted,
                  self.failures)
         self.since, self.failures = None, 0
+        for callback in self._on_back:
+            callback()
         return True
+
+    def on_back(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` whenever an outage ends; returns what unregisters it."""
+        self._on_back.append(callback)
+        return lambda: self._on_back.remove(callback)
 
 
 DATABASE = Outage("the database", "retrying until it is back (the API answers 503 meanwhile)")

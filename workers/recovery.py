@@ -20,6 +20,7 @@ waiting for the reconciler's grace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import traceback
@@ -46,6 +47,8 @@ class Recovery:
         self.leases = OwedLeases()
         self.jobs: dict[tuple[str, tuple[Any, ...]], None] = {}  # (job name, args), in order
         self._watcher: asyncio.Task | None = None
+        self._back = asyncio.Event()  # some connection of this process got through
+        self._unhook: Callable[[], None] | None = None
 
     def job_failed(self, w: Any, name: str, args: tuple[Any, ...], exc: BaseException) -> None:
         """A job failed because the database is away: run it again once it is back."""
@@ -56,13 +59,18 @@ class Recovery:
 
     def watch(self, w: Any) -> None:
         """Start the database watcher, unless it runs already."""
+        if self._unhook is None:
+            self._unhook = DATABASE.on_back(self._back.set)
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch(w), name="database-watcher")
 
     async def _watch(self, w: Any) -> None:
         delay = FIRST_PROBE_S
         while self.jobs or len(self.leases) or DATABASE.down:
-            await asyncio.sleep(delay)
+            # A probe with backoff, or at once when a connection of this process got through.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._back.wait(), delay)
+            self._back.clear()
             delay = min(delay * 2, MAX_PROBE_S)
             try:
                 async with w.autocommit() as session:
@@ -82,6 +90,9 @@ class Recovery:
             await catch_up_safely(w)
 
     async def stop(self) -> None:
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
