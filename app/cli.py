@@ -49,6 +49,8 @@ def api(
     """Serve the HTTP API."""
     import uvicorn
 
+    from app.api.server import uvicorn_bounds
+
     settings = _settings()
     uvicorn.run(
         "app.api.app:create_app",
@@ -61,6 +63,8 @@ def api(
         proxy_headers=True,
         timeout_graceful_shutdown=5,
         log_level=settings.log_level.lower(),
+        # Header size, time to headers, idle keep-alive (app/api/server.py).
+        **uvicorn_bounds(settings),
     )
 
 

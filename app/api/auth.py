@@ -82,6 +82,13 @@ class TokenCache:
             del self._entries[digest]
         return await self._flights.run(digest, partial(self._lookup, digest, self._generation))
 
+    def cached(self, digest: str) -> Caller | None:
+        """The caller if this process accepted the token within the cache's TTL; no query."""
+        entry = self._entries.get(digest)
+        if entry is None or time.monotonic() >= entry.expires:
+            return None
+        return entry.caller
+
     async def _lookup(self, digest: str, generation: int) -> Caller | None:
         started = time.monotonic()
         async with driver_connection(self.engine) as conn:

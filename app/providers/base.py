@@ -299,6 +299,9 @@ class Provider(Protocol):
     async def resolve_gpu_type(self, query: str) -> GpuType:
         """Map what a person typed to one catalog entry, or raise GpuTypeNotFound/Ambiguous."""
 
+    async def data_center_ids(self) -> set[str]:
+        """Every data center id the provider knows (to refuse unknown pins at once)."""
+
     # Instant Clusters: one create and one delete per cluster; members come and go with it.
 
     async def create_cluster(self, spec: ClusterSpec) -> Cluster:

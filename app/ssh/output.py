@@ -7,8 +7,10 @@ import re
 TRUNCATED_MARKER = "… [truncated]"
 REPLACEMENT = "\ufffd"
 # Terminal escape sequences (colours, cursor moves, window titles): dropped whole, so
-# `\x1b[32mok\x1b[0m` reads `ok`. CSI, OSC (ended by BEL or ST), and two-byte escapes.
-_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+# `\x1b[32mok\x1b[0m` reads `ok`. CSI, OSC (ended by BEL or ST), and the short escapes
+# (ESC, intermediate bytes, a final byte: `\x1b(B`, `\x1b7`).
+_ESCAPE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]")
 # Every other control character but tab: C0 (NUL included), DEL and C1.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 

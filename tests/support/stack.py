@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+
 from app.embedded import free_port
 from app.redis_names import RedisNames, forget_all
 from app.settings import Settings
@@ -68,10 +69,12 @@ class ServedApp:
         await asyncio.wait_for(self.task, 10)
 
 
-async def serve_app(app, host: str = "127.0.0.1") -> ServedApp:
-    """Serve an ASGI app with uvicorn on a free loopback port in this event loop (real HTTP)."""
+async def serve_app(app, host: str = "127.0.0.1", **options: Any) -> ServedApp:
+    """Serve an ASGI app with uvicorn on a free loopback port in this event loop (real HTTP);
+    `options` are uvicorn's (e.g. `app.api.server.uvicorn_bounds(settings)`)."""
     port = free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on",
+                            **options)
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):

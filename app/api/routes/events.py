@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import anyio
@@ -89,9 +89,18 @@ async def cluster_events(
         return JSONResponse(page.model_dump(mode="json"))
     await session.close()  # the stream opens short sessions of its own
     app = request.app
+    slots = app.state.streams
+    if not slots.take(caller.team_id):  # app/api/abuse.py
+        raise ApiError(
+            429, "too_many_streams",
+            f"Your team has {slots.per_team} event streams open on this API process "
+            "(HANGAR_MAX_STREAMS_PER_TEAM); close one, or poll the JSON page instead.",
+            title="Too many event streams", headers={"Retry-After": "5"},
+            limit="event_streams")
     return EventStream(
         _stream(app.state.hub, app.state.sessionmaker, cluster_id, start,
-                app.state.settings.sse_heartbeat_s)
+                app.state.settings.sse_heartbeat_s),
+        on_close=lambda: slots.give_back(caller.team_id),
     )
 
 
@@ -100,15 +109,19 @@ class EventStream(EventSourceResponse):
     disconnects included, so the client's place in the hub is released at once (not when
     the generator is garbage-collected, e.g. after a client that stopped reading)."""
 
-    def __init__(self, content: AsyncIterator[bytes]) -> None:
+    def __init__(self, content: AsyncIterator[bytes],
+                 on_close: Callable[[], None] | None = None) -> None:
         super().__init__(content, headers={"Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})  # nginx: don't buffer
         self._content = content
+        self._on_close = on_close  # gives the stream's slot back
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if self._on_close is not None:
+                self._on_close()
             with anyio.CancelScope(shield=True):
                 await self._content.aclose()  # type: ignore[attr-defined]
 

@@ -205,6 +205,26 @@ class RunPodProvider(ClusterCalls):
         log.info("runpod: GPU catalog fetched, %d types", len(types))
         return types
 
+    async def data_center_ids(self) -> set[str]:
+        """Every data center RunPod lists (`GET /catalog/datacenters`), cached like the GPU
+        catalog."""
+        return set(await self._data_centers.get())
+
+    async def _fetch_data_centers(self) -> list[str]:
+        endpoint = "GET /catalog/datacenters"
+
+        async def attempt() -> list[str]:
+            resp = await self._send("GET", "/catalog/datacenters", endpoint)
+            if not resp.is_success:
+                raise self._error(resp, endpoint)
+            data = self._json(resp, endpoint)
+            entries = data.get("dataCenters") if isinstance(data, dict) else None
+            if not isinstance(entries, list):
+                raise UnexpectedResponse(f"{endpoint}: response has no 'dataCenters' list")
+            return [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
+
+        return await self._backoff.run("data_centers", attempt, retry_reads)
+
 
 def _age_key(pod: Pod) -> tuple[int, float, str]:
     if pod.created_at is None:
