@@ -44,6 +44,18 @@ def _sqlstate(exc: BaseException) -> str | None:
     return state if isinstance(state, str) else None
 
 
+def _raised_in(exc: BaseException, packages: tuple[str, ...]) -> bool:
+    """The exception passed through code of one of these packages (a socket error of the
+    database driver, not one of an HTTP or SSH client)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if any(f"/{package}/" in filename for package in packages):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection: worth retrying once
     it is back, not a fault of the request or of the code."""
@@ -53,7 +65,8 @@ def database_unavailable(exc: BaseException) -> bool:
     for e in _causes(exc):
         if isinstance(e, DBAPIError) and e.connection_invalidated:
             return True
-        if isinstance(e, OSError | TimeoutError):  # refused, reset, unreachable, timed out
+        # Refused, reset, unreachable, timed out: connecting is not wrapped by the driver.
+        if isinstance(e, OSError | TimeoutError) and _raised_in(e, ("asyncpg", "sqlalchemy")):
             return True
         if isinstance(e, asyncpg.InterfaceError) and "closed" in str(e):
             return True  # a connection the server (or the pool) closed under us
@@ -68,7 +81,8 @@ def redis_unavailable(exc: BaseException) -> bool:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeout
 
-    return any(isinstance(e, RedisConnectionError | RedisTimeout | OSError | TimeoutError)
+    return any(isinstance(e, RedisConnectionError | RedisTimeout)
+               or (isinstance(e, OSError | TimeoutError) and _raised_in(e, ("redis",)))
                for e in _causes(exc))
 
 

@@ -48,10 +48,10 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
     def job(fn):
         # Results are not kept: jobs report through rows and events; job ids can be reused.
-        return func(timed_job(outage_safe(fn)), keep_result=0, timeout=timeouts[fn.__name__])
+        return func(outage_safe(timed_job(fn)), keep_result=0, timeout=timeouts[fn.__name__])
 
     def every(fn, **when):
-        return cron(timed_job(outage_safe(fn)), name=names.cron(fn.__name__), keep_result=0,
+        return cron(outage_safe(timed_job(fn)), name=names.cron(fn.__name__), keep_result=0,
                     unique=True, timeout=timeouts[fn.__name__], **when)
 
     return dict(

@@ -38,7 +38,7 @@ from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import ClusterEvent
-from app.outages import DATABASE, database_unavailable, describe
+from app.outages import DATABASE, REDIS, database_unavailable, describe, redis_unavailable
 from app.services import events as svc
 
 log = logging.getLogger("hangar.api.hub")
@@ -321,6 +321,7 @@ class EventHub:
                     await self._subscribe(pubsub)
                     self.epoch += 1
                     self.connected, delay = True, 0.1
+                    REDIS.back()
                     # Something may have been missed while unsubscribed: caches clear,
                     # every feed reads.
                     for hook in self._on_subscribed:
@@ -335,7 +336,10 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarts: resubscribe with backoff
-                log.warning("event subscription lost (%s); resubscribing", exc)
+                if redis_unavailable(exc):
+                    REDIS.failed(exc)  # one warning per outage, not one per retry
+                else:
+                    log.warning("event subscription lost (%s); resubscribing", describe(exc))
                 self.connected = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
