@@ -78,7 +78,7 @@ async def catch_up(w: Work) -> int:
         if status == N.STARTING:
             poll = delay if poll is None else min(poll, delay)
         else:
-            await w.dispatcher.recover(node_id, delay)
+            await w.dispatcher.catch_up(node_id, due, delay)
     if poll is not None:
         await w.dispatcher.poll(poll)
     log.info("caught up after an outage: %d nodes re-enqueued at their deadlines", len(nodes))

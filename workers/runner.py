@@ -63,12 +63,15 @@ class HangarWorker(Worker):
 
     async def main(self) -> None:
         """arq's `main` (connect, `on_startup`, poll forever), with Redis outages waited out."""
+        waited = False
         if self._pool is None:
-            self._pool = await self._connect()
+            self._pool, waited = await self._connect()
         log.info("worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
+        if waited:  # started during an outage (a restart, say): catch up as any worker would
+            self._redis_is_back()
         backoff = FIRST_BACKOFF_S
         async for _ in poll(self.poll_delay_s):
             try:
@@ -87,7 +90,8 @@ class HangarWorker(Worker):
                 self._redis_is_back()
 
     async def _connect(self):
-        """arq's `create_pool`, retried with backoff for as long as Redis is away."""
+        """arq's `create_pool`, retried with backoff for as long as Redis is away. Returns the
+        pool, and whether Redis was away meanwhile."""
         assert self.redis_settings is not None
         settings = replace(self.redis_settings, conn_retries=0)
         backoff = FIRST_BACKOFF_S
@@ -104,8 +108,7 @@ class HangarWorker(Worker):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
-            REDIS.back()
-            return pool
+            return pool, REDIS.back()
 
     def _redis_is_back(self) -> None:
         # One run of each cron now (the reconciler runs at start-up), not one per window

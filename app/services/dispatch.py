@@ -70,6 +70,15 @@ class Dispatcher:
             "node_step", str(node_id), _job_id=self.names.job_id("recover", node_id),
             _defer_by=max(delay, 0) or None, _queue_name=self.names.queue))
 
+    async def catch_up(self, node_id: uuid.UUID, due: datetime, delay: float) -> None:
+        """After an outage: the node's job at its deadline `due`, under an id of that node and
+        deadline (workers catching up together send it once; a `recover` job stuck as "in
+        progress" by a worker killed meanwhile does not block it)."""
+        await _best_effort(self.redis.enqueue_job(
+            "node_step", str(node_id),
+            _job_id=self.names.job_id("catch-up", node_id, int(due.timestamp() * 1000)),
+            _defer_by=max(delay, 0) or None, _queue_name=self.names.queue))
+
     async def poll(self, delay: float = 0.0, *, since: float | None = None) -> None:
         """One readiness poll per tick, however many nodes ask for it (the job id dedupes).
 

@@ -2,8 +2,8 @@
 database per test, the API in this process and the worker as a process of its own.
 
 Settings: the end-to-end stack's short timeouts, with room for a 10 s outage (provision and
-bootstrap timeouts of a minute) and, for the database outage, the default 60 s lease: a
-lease not given back during the outage would stall its node for most of a minute."""
+bootstrap timeouts of 90 s) and, for the database outage, a long lease (two minutes): a
+lease not given back during the outage would stall its node for most of it."""
 
 from __future__ import annotations
 
