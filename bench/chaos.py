@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import random
+import shutil
 import sys
 import time
 from collections import Counter
@@ -298,20 +299,24 @@ class Rows:
 
 async def main_async(args) -> int:
     servers: list[Any] = []
+    root: Path | None = None
     try:
         if args.embedded:
-            servers = start_embedded(args)
+            root, servers = start_embedded(args)
         elif args.redis_outage >= 0 or args.postgres_outage >= 0:
             sys.exit("error: outages need --embedded (the script stops servers of its own)")
         return await run_chaos(args, servers)
     finally:
         for server in servers:
             await asyncio.to_thread(server.stop)
+        if root is not None and not args.keep_logs:
+            shutil.rmtree(root, ignore_errors=True)
 
 
-def start_embedded(args) -> list[Any]:
+def start_embedded(args) -> tuple[Path, list[Any]]:
     """A Postgres and a Redis (append-only, as docker-compose runs it) under a temporary
-    directory; the run's URLs point at them."""
+    directory (returned; removed at the end unless --keep-logs); the run's URLs point at
+    them."""
     import tempfile
 
     from app.embedded import StoppablePostgres, StoppableRedis
@@ -320,7 +325,7 @@ def start_embedded(args) -> list[Any]:
     postgres, redis = StoppablePostgres(root), StoppableRedis(root)
     args.database_url, args.redis_url = postgres.start(), redis.start()
     args.redis_db = 0
-    return [postgres, redis]
+    return root, [postgres, redis]
 
 
 async def run_chaos(args, servers: list[Any]) -> int:
