@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     max_live_nodes: int = Field(default=64, alias="HANGAR_MAX_LIVE_NODES")
     max_live_clusters: int = Field(default=100, alias="HANGAR_MAX_LIVE_CLUSTERS")
     max_hourly_spend: float = Field(default=500.0, alias="HANGAR_MAX_HOURLY_SPEND")
+    # USD per UTC month; unset: no budget. Creates are refused once the month's cost reaches it.
+    team_monthly_budget: float | None = Field(default=None, ge=0,
+                                              alias="HANGAR_TEAM_MONTHLY_BUDGET")
+    # Days a finished cluster's events are kept (then deleted; the cluster and its cost stay).
+    event_retention_days: float = Field(default=30, gt=0, alias="HANGAR_EVENT_RETENTION_DAYS")
     sse_heartbeat_s: float = Field(default=15.0, alias="HANGAR_SSE_HEARTBEAT")
 
     # API read path (docs/read-path.md)

@@ -37,8 +37,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
             .limit(BATCH)
         )).all()
-        expired = (await session.scalars(
-            select(Cluster.id).where(
+        expired = (await session.execute(
+            select(Cluster.id, Cluster.expires_at).where(
                 Cluster.status == ClusterStatus.READY, Cluster.expires_at <= now
             ).limit(BATCH)
         )).all()
@@ -50,8 +50,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             await w.dispatcher.recover(node_id)
     if poll:
         await w.dispatcher.poll(0)
-    for cluster_id in expired:
-        await w.dispatcher.expire(cluster_id, 0)
+    for cluster_id, expires_at in expired:
+        await w.dispatcher.expire(cluster_id, expires_at)
     if nodes or expired:
         log.info("reconciler re-enqueued %d nodes, %d expiries", len(nodes), len(expired))
     return {"nodes": len(nodes), "expired": len(expired)}

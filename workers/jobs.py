@@ -107,8 +107,8 @@ async def expire_cluster(ctx: dict[str, Any], cluster_id: str) -> str:
             c = tx.cluster
             if c.status != ClusterStatus.READY or c.expires_at is None:
                 return "not ready"
-            if c.expires_at > tx.now:
-                await w.dispatcher.expire(c.id, (c.expires_at - tx.now).total_seconds())
+            if c.expires_at > tx.now:  # the TTL was extended since this check was set
+                await w.dispatcher.expire(c.id, c.expires_at)
                 return "early"
             tx.request_delete(Reason.TTL_EXPIRED, f"ttl of {c.ttl_seconds}s expired")
     except ClusterGone:

@@ -74,6 +74,7 @@ DOMAIN_STATUS: dict[type[domain.HangarError], int] = {
     domain.InvalidRequest: 422,
     domain.NotFound: 404,
     domain.Conflict: 409,
+    domain.Gone: 410,
     domain.LimitExceeded: 429,
     domain.ProviderUnavailable: 503,
     domain.HangarError: 400,

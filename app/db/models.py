@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -53,6 +54,10 @@ class Team(Base):
     max_live_nodes: Mapped[int | None]
     max_live_clusters: Mapped[int | None]
     max_hourly_spend: Mapped[float | None]
+    monthly_budget: Mapped[float | None]  # USD per UTC month; NULL: HANGAR_TEAM_MONTHLY_BUDGET
+    # The budget alerts already sent this month: "YYYY-MM" and the highest level (80, 100).
+    budget_alert_month: Mapped[str | None] = mapped_column(String(7))
+    budget_alert_level: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -74,6 +79,9 @@ class Cluster(Base):
     __tablename__ = "clusters"
     __table_args__ = (
         Index("ix_clusters_team_created", "team_id", "created_at"),
+        # The retention sweep's look-up: ended clusters whose events are still there.
+        Index("ix_clusters_retention", "terminated_at",
+              postgresql_where=text("events_purged_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -117,6 +125,9 @@ class Cluster(Base):
     expires_at: Mapped[datetime | None]  # ready_at + ttl_seconds
     delete_requested_at: Mapped[datetime | None]
     terminated_at: Mapped[datetime | None]
+    # When its events were deleted (HANGAR_EVENT_RETENTION_DAYS after it ended): the
+    # cluster and its cost stay, its event routes answer 410.
+    events_purged_at: Mapped[datetime | None]
 
     nodes: Mapped[list[Node]] = relationship(
         back_populates="cluster", order_by="Node.index", lazy="selectin"

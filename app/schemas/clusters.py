@@ -151,6 +151,18 @@ class ClusterCreate(BaseModel):
         return self
 
 
+class ClusterUpdate(BaseModel):
+    """What a caller may change on a live cluster."""
+
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"examples": [{"ttl_seconds": 7200}]})
+
+    ttl_seconds: Annotated[int | None, Field(
+        ge=1, le=30 * 24 * 3600,
+        description="Seconds from `ready_at` until the cluster is torn down; null: never. "
+        "An expiry already past tears it down now.")]
+
+
 def _strings(v: Any) -> list[str]:
     if isinstance(v, str):
         return [v]

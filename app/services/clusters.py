@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Cluster, Node, Team
 from app.domain.crypto import encrypt
-from app.domain.errors import NotFound
+from app.domain.errors import Conflict, NotFound
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.providers.base import Provider
 from app.schemas.clusters import ClusterCreate, ClusterOut, to_out
@@ -156,6 +156,31 @@ async def get_cluster(session: AsyncSession, team_id: uuid.UUID, cluster_id: uui
     if cluster is None:
         raise NotFound()
     return cluster
+
+
+async def update_ttl(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    dispatcher: Dispatcher,
+    team_id: uuid.UUID,
+    cluster_id: uuid.UUID,
+    ttl_seconds: int | None,
+) -> Cluster:
+    """Extend, shorten or clear a live cluster's TTL; `Conflict` once it is ending or ended."""
+    try:
+        async with locked_cluster(sessionmaker, cluster_id, dispatcher) as tx:
+            c = tx.cluster
+            if c.team_id != team_id:
+                raise NotFound()
+            status = ClusterStatus(c.status)
+            if status.is_terminal or status == ClusterStatus.TERMINATING:
+                raise Conflict(
+                    "cluster_ended",
+                    f"The cluster is {status}; its TTL can no longer change. Create a new "
+                    "cluster instead.")
+            tx.set_ttl(ttl_seconds)
+            return c
+    except ClusterGone:
+        raise NotFound() from None
 
 
 async def delete_cluster(

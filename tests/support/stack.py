@@ -119,6 +119,11 @@ class RunningWorker:
         assert self.worker is not None
         return self.worker.ctx
 
+    async def work(self):
+        """The worker's `Work` (what jobs get), once its start-up has run."""
+        await eventually(lambda: "work" in self.ctx, timeout=20)
+        return self.ctx["work"]
+
 
 async def team_client(db, url: str, team: str) -> httpx.AsyncClient:
     """An HTTP client for the API at `url` with a new token of `team` (created if needed):

@@ -26,6 +26,7 @@ from app.schemas.clusters import (
     ClusterOut,
     ClusterPage,
     ClusterStatusName,
+    ClusterUpdate,
     to_out,
 )
 from app.services import clusters as svc
@@ -195,6 +196,29 @@ router.add_api_route(
     responses=problems(401, 404, 422),
     route_class_override=LeanRoute,
 )
+
+
+@router.patch(
+    "/{cluster_id}",
+    response_model=ClusterOut,
+    summary="Change a live cluster's TTL",
+    description="`ttl_seconds` counts from `ready_at`, as on create: extend, shorten (an "
+    "expiry already past tears the cluster down now) or clear it (`null`: no expiry). The "
+    "change is recorded as a `cluster.notice` event (code `ttl_changed`). A cluster that "
+    "is terminating or has ended: 409.",
+    dependencies=[Depends(require_json_body)],
+    responses=problems(401, 404, 409, 413, 415, 422, descriptions={
+        409: "The cluster is terminating or has ended"}),
+)
+async def update_cluster(cluster_id: uuid.UUID, body: ClusterUpdate, request: Request,
+                         caller: CurrentCaller) -> ClusterOut:
+    state = request.app.state
+    try:
+        cluster = await svc.update_ttl(state.sessionmaker, state.dispatcher, caller.team_id,
+                                       cluster_id, body.ttl_seconds)
+    finally:
+        state.read_cache.invalidate(cluster_id)  # read-your-writes, as for DELETE
+    return to_out(cluster)
 
 
 @router.delete(

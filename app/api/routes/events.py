@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from app.api.deps import CurrentCaller, Session
 from app.api.errors import ApiError
 from app.api.hub import BATCH, EventHub, Frame, encode
+from app.domain.errors import Gone
 from app.schemas.events import EventOut, EventPage
 from app.services import events as svc
 from app.services.clusters import get_cluster
@@ -59,6 +60,8 @@ def _after(last_event_id: str | None, after: int | None) -> int:
         200: {"content": {"text/event-stream": {}}},
         401: {"description": "Missing or unknown API token"},
         404: {"description": "No such cluster for your team"},
+        410: {"description": "The cluster ended long ago and its events were deleted "
+              "(HANGAR_EVENT_RETENTION_DAYS)"},
     },
 )
 async def cluster_events(
@@ -73,7 +76,13 @@ async def cluster_events(
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
-    await get_cluster(session, caller.team_id, cluster_id)  # 404 for other teams
+    cluster = await get_cluster(session, caller.team_id, cluster_id)  # 404 for other teams
+    if cluster.events_purged_at is not None:
+        raise Gone(
+            "events_purged",
+            f"This cluster ended on {cluster.terminated_at:%Y-%m-%d} and its events were "
+            f"deleted after the retention period; the cluster and its cost remain at "
+            f"/clusters/{cluster_id}.")
     start = _after(last_event_id, after)
     if "text/event-stream" not in (accept or ""):
         # The state first, so `finished` never claims a page that misses the final events.
