@@ -10,7 +10,8 @@
 `AsyncHangarClient` has the same methods for asyncio.
 """
 
-from hangar_client._async import AsyncHangarClient
+from typing import TYPE_CHECKING
+
 from hangar_client._core import VERSION as __version__
 from hangar_client._sync import HangarClient
 from hangar_client.errors import (
@@ -46,6 +47,19 @@ from hangar_client.models import (
     NodeStatus,
     NodeStatusChanged,
 )
+
+if TYPE_CHECKING:
+    from hangar_client._async import AsyncHangarClient
+
+
+def __getattr__(name: str) -> object:
+    # Imported when first used: a blocking program (a command line) need not load asyncio.
+    if name == "AsyncHangarClient":
+        from hangar_client._async import AsyncHangarClient
+
+        return AsyncHangarClient
+    raise AttributeError(f"module 'hangar_client' has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError", "AsyncHangarClient", "Availability", "BadRequest", "Cluster", "ClusterFailed",
