@@ -48,7 +48,7 @@ def target(public_ip: str | None, ssh_port: int | None, host_key: str | None) ->
     if not isinstance(ssh_port, int) or not 1 <= ssh_port <= 65535:
         raise NotReachable(f"its SSH port {ssh_port!r} is not a port")
     fields = host_key.strip().split()
-    if len(fields) < 2 or not KEY_TYPE.match(fields[0]) or not KEY_BLOB.match(fields[1]):
+    if len(host_key.strip().splitlines()) != 1 or len(fields) < 2 or not KEY_TYPE.match(fields[0]) or not KEY_BLOB.match(fields[1]):
         raise NotReachable("its pinned host key is not an OpenSSH public key line")
     return Target(host, ssh_port, fields[0], fields[1])
 

@@ -7,9 +7,6 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import update
-
-from app.db.models import Team
 from hangar_client import (
     AsyncHangarClient,
     ClusterFailed,
@@ -25,6 +22,9 @@ from hangar_client import (
     RateLimited,
     Unauthorized,
 )
+from sqlalchemy import update
+
+from app.db.models import Team
 from tests.client.conftest import GPU, in_thread
 from tests.client.proxy import CuttingProxy
 

@@ -337,7 +337,7 @@ class Core:
     def wait_until_ready(self, cluster_id: str, timeout: float, on_event: OnEvent) -> Plan:
         deadline = time.monotonic() + timeout
         cluster = yield from self.get_cluster(cluster_id)
-        last, poll, moved = 0, POLL_INTERVAL, False
+        last, poll, moved, streaming = 0, POLL_INTERVAL, False, True
         while True:
             if cluster.status == ClusterStatus.READY:
                 return cluster
@@ -348,7 +348,7 @@ class Core:
             if moved:
                 # An event said the cluster moved; GET catches up within moments.
                 yield Sleep(SETTLE_INTERVAL)
-            else:
+            elif streaming:
                 try:
                     followed = yield from self.follow(
                         cluster_id, last, emit=False, on_event=on_event, deadline=deadline,
@@ -356,8 +356,10 @@ class Core:
                         and e.status in DECISIVE)
                     last, moved = followed.last_id, followed.outcome != "timeout"
                 except StreamUnavailable:
-                    yield Sleep(min(poll, max(deadline - time.monotonic(), 0)))
-                    poll = min(poll * 1.5, POLL_INTERVAL_MAX)
+                    streaming = False
+            if not streaming:
+                yield Sleep(min(poll, max(deadline - time.monotonic(), 0)))
+                poll = min(poll * 1.5, POLL_INTERVAL_MAX)
             cluster = yield from self.get_cluster(cluster_id)
 
     def events(self, cluster_id: str, after: int | None) -> Plan:
