@@ -208,3 +208,25 @@ async def test_help_lists_every_command() -> None:
     run = await hangar(cli_env("http://127.0.0.1:9", None), "clusters", "--help")
     for command in ("create", "ls", "get", "watch", "rm", "ssh"):
         assert re.search(rf"^\s+{command}\s", run.out, re.M), command
+
+
+async def test_client_commands_load_nothing_of_the_server(served, token) -> None:
+    """What makes `hangar clusters …` start fast: no FastAPI, SQLAlchemy, asyncssh, arq,
+    pydantic or settings, and not typer either."""
+    probe = ("import sys\n"
+             "sys.argv = ['hangar', 'clusters', 'ls']\n"
+             "from app.cli import main\n"
+             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+             "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, env=cli_env(served.url, token),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    loaded = {name.split(".")[0] for name in err.decode().split()}
+    assert "hangar_client" in loaded and "httpx" in loaded
+    heavy = {"fastapi", "starlette", "sqlalchemy", "asyncpg", "asyncssh", "arq", "redis",
+             "pydantic", "typer", "click", "rich", "uvicorn", "structlog", "workers"}
+    assert loaded & heavy == set()
+    assert not {m for m in err.decode().split() if m.startswith("app.")} - {
+        "app.cli", "app.cli.clusters", "app.cli.text"}
