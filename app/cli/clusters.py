@@ -103,6 +103,8 @@ def explained(run: Callable[[argparse.Namespace], int | None]) -> Callable[..., 
         except hc.Unreachable as exc:
             url = os.environ.get("HANGAR_URL") or DEFAULT_URL
             raise fail(f"cannot reach Hangar at {url} (HANGAR_URL): {exc}") from None
+        except hc.HangarError as exc:
+            raise fail(str(exc)) from None
 
     return command
 

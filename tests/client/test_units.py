@@ -22,6 +22,7 @@ from hangar_client import (
     NodeStatusChanged,
     RateLimited,
     ServiceUnavailable,
+    UnexpectedResponse,
     Unreachable,
 )
 from hangar_client._sse import Comment, Message, SSEDecoder
@@ -208,6 +209,17 @@ def test_an_error_that_is_not_a_problem_document() -> None:
         hangar.get_cluster("c1")
     assert e.value.status == 418 and e.value.code == "http_418"
     assert e.value.detail == "<html>teapot</html>" and e.value.request_id == "r1"
+
+
+@respx.mock
+def test_a_success_that_is_not_the_api() -> None:
+    respx.get(f"{URL}/clusters/c1").mock(return_value=httpx.Response(200, text="<html>"))
+    respx.get(f"{URL}/gpu-types").mock(return_value=httpx.Response(200, json={"a": 1}))
+    with HangarClient(URL, "t") as hangar:
+        with pytest.raises(UnexpectedResponse, match="HANGAR_URL"):
+            hangar.get_cluster("c1")
+        with pytest.raises(UnexpectedResponse, match="not a JSON list"):
+            hangar.gpu_types()
 
 
 @respx.mock

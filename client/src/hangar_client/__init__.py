@@ -29,6 +29,7 @@ from hangar_client.errors import (
     ServerError,
     ServiceUnavailable,
     Unauthorized,
+    UnexpectedResponse,
     Unreachable,
     WaitTimeout,
 )
@@ -67,5 +68,5 @@ __all__ = [
     "Event", "FieldError", "Forbidden", "Gone", "GpuType", "HangarClient", "HangarError",
     "InvalidRequest", "Network", "Node", "NodeOutput", "NodeStatus", "NodeStatusChanged",
     "NotFound", "RateLimited", "ServerError", "ServiceUnavailable", "Unauthorized",
-    "Unreachable", "WaitTimeout", "__version__",
+    "UnexpectedResponse", "Unreachable", "WaitTimeout", "__version__",
 ]

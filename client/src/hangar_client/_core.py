@@ -28,6 +28,7 @@ from hangar_client.errors import (
     ApiError,
     ClusterFailed,
     FieldError,
+    UnexpectedResponse,
     Unreachable,
     WaitTimeout,
     error_class,
@@ -254,9 +255,18 @@ class Core:
             yield Sleep(self.delay(attempt, error.retry_after))
             attempt += 1
 
-    def json(self, request: httpx.Request) -> Plan:
+    def json(self, request: httpx.Request, shape: type = dict) -> Plan:
         response = yield from self.call(request)
-        return response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, shape):
+            raise UnexpectedResponse(
+                f"{request.method} {request.url.path} answered {response.status_code} with "
+                f"{response.headers.get('content-type') or 'no content type'}, not a JSON "
+                f"{'object' if shape is dict else 'list'}: is HANGAR_URL the API's address?")
+        return body
 
     @staticmethod
     def path(cluster_id: str) -> str:
@@ -298,7 +308,7 @@ class Core:
 
     def gpu_types(self, name: str | None, cloud_type: str | None) -> Plan:
         params = {k: v for k, v in (("name", name), ("cloud_type", cloud_type)) if v}
-        items = yield from self.json(self.request("GET", "/gpu-types", params=params))
+        items = yield from self.json(self.request("GET", "/gpu-types", params=params), list)
         return [GpuType.from_json(g) for g in items if isinstance(g, dict)]
 
     def delete_cluster(self, cluster_id: str, wait: bool, timeout: float,

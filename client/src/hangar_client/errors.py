@@ -118,6 +118,10 @@ class Unreachable(HangarError):
     client's retries. The transport's exception is the `__cause__`."""
 
 
+class UnexpectedResponse(HangarError):
+    """A success status with a body that is not what the API sends (e.g. a proxy's page)."""
+
+
 class ClusterFailed(HangarError):
     """A cluster awaited with `wait_until_ready` failed or was torn down instead.
     `reason` is machine-readable (`no_capacity`, `bootstrap_failed`, `deleted`, ...)."""
