@@ -1,8 +1,7 @@
-"""The `hangar` command line: api, worker, migrate, dev, keys, simulator."""
+"""The server's commands: api, worker, migrate, dev, keys, simulator."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import time
 
 import typer
 
-cli = typer.Typer(help="Hangar: GPU clusters on demand.", no_args_is_help=True)
+cli = typer.Typer()
 keys = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 cli.add_typer(keys, name="keys")
 
@@ -89,6 +88,8 @@ def keys_create(
     team: str = typer.Option(..., "--team", help="Team name; created if needed."),
 ) -> None:
     """Create an API token for a team. The token is printed once, alone on the last line."""
+    import asyncio
+
     from app.db.session import make_engine, make_sessionmaker
     from app.services.teams import create_token
 
@@ -113,6 +114,8 @@ def keys_revoke(
 ) -> None:
     """Revoke an API token, and tell the running API processes (through REDIS_URL) to drop
     it from their token caches."""
+    import asyncio
+
     from app.db.session import make_engine, make_sessionmaker
     from app.services.teams import announce_revoked, revoke_tokens
 
@@ -229,11 +232,3 @@ def _wait_ready(url: str, children: list[subprocess.Popen], timeout: float) -> b
             pass
         time.sleep(0.1)
     return False
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    main()
