@@ -27,7 +27,8 @@ from hangar_client import (
 )
 from hangar_client._sse import Comment, Message, SSEDecoder
 
-from app.api.schemas import ClusterOut, GpuTypeOut, NodeOut
+from app.schemas.catalog import GpuTypeOut
+from app.schemas.clusters import ClusterOut, NodeOut
 
 URL = "http://hangar.test"
 CLUSTER = {"id": "c1", "name": "train", "status": "pending", "nodes": []}
