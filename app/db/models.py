@@ -82,6 +82,9 @@ class Cluster(Base):
         # The retention sweep's look-up: ended clusters whose events are still there.
         Index("ix_clusters_retention", "terminated_at",
               postgresql_where=text("events_purged_at IS NULL")),
+        # A team's live clusters (limits on every create, GET /team).
+        Index("ix_clusters_team_live", "team_id", postgresql_where=text(
+            "status IN ('pending', 'provisioning', 'bootstrapping', 'ready', 'terminating')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -140,6 +143,12 @@ class Node(Base):
         UniqueConstraint("cluster_id", "index", name="uq_nodes_cluster_index"),
         Index("ix_nodes_next_check_at", "next_check_at"),
         Index("ix_nodes_pod_name", "pod_name"),
+        # Nodes billing in a window ([start, end) of GET /usage, the month to date): those
+        # whose billing ended after the start, or has not ended.
+        Index("ix_nodes_billed_until",
+              text("COALESCE(terminated_at, 'infinity'::timestamp with time zone)")),
+        # Nodes not yet confirmed gone: what bills now, and the live ones.
+        Index("ix_nodes_live", "cluster_id", postgresql_where=text("terminated_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)

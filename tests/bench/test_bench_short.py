@@ -3,7 +3,7 @@
 Each script runs as a subprocess with `--json` against the Postgres and Redis named by
 DATABASE_URL and REDIS_URL (the scripts start their own simulator, worker and API processes
 on loopback, and stop them); the tests assert the invariants, not the timings. The full runs
-stay out of CI: see README.md ("Where the figures come from").
+stay out of CI: see bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -92,3 +92,10 @@ def test_chaos_short(services) -> None:
     assert f["duplicate_pods"] == 0, f["duplicate_pod_nodes"]
     assert f["events_missing"] == 0 and f["events_duplicated"] == 0
     assert f["sse_unfinished"] == 0
+
+
+def test_usage_short() -> None:
+    figures = run_script("usage.py", "--clusters", "200", "--nodes-per", "3",
+                         "--requests", "2", "--months", "2")
+    assert figures["nodes"] == 600 and figures["month_cost"] > 0
+    assert figures["day_p50_ms"] > 0 and figures["team_p50_ms"] > 0

@@ -159,3 +159,25 @@ async def test_team_page(client_for, db, app_settings) -> None:
     expected = 2.0 * hours + 4.0 * 0.5
     assert body["month_to_date_cost"] == pytest.approx(expected, abs=0.01)
     assert body["budget_left"] == pytest.approx(10_000.0 - expected, abs=0.01)
+
+
+async def test_team_limits_set_from_the_command_line(client_for, app_settings) -> None:
+    import asyncio
+    import sys
+
+    from tests.support.stack import settings_env
+
+    alpha = await client_for("alpha")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "teams", "set-limits", "--team", "alpha",
+        "--monthly-budget", "250", "--max-live-nodes", "0",
+        env=settings_env(app_settings), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "monthly_budget 250 (team)" in out.decode()
+    limits = (await alpha.get("/team")).json()["limits"]
+    assert limits["monthly_budget"] == {"value": 250.0, "source": "team"}
+    assert limits["max_live_nodes"] == {"value": 0, "source": "team"}
+    assert_problem(await alpha.post("/clusters", json={"name": "x", "gpu_type": "4090"}),
+                   429, "limit_live_nodes")

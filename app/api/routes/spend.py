@@ -122,7 +122,11 @@ async def get_usage(
     if paged and len(rows) > limit:
         rows = rows[:limit]
         nxt = str(request.url.include_query_params(cursor=_cursor(rows[-1].key)))
-    total = await spend.total(session, caller.team_id, start, end, now)
+    if paged:  # the window's total over every page
+        total = await spend.total(session, caller.team_id, start, end, now)
+    else:
+        total = spend.UsageRow("total", sum(r.cost for r in rows),
+                               sum(r.gpu_hours for r in rows), sum(r.node_hours for r in rows))
     if kind == CSV:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
