@@ -56,10 +56,21 @@ async def get_team(request: Request, caller: CurrentCaller, session: Session) ->
     )
 
 
-def _utc(value: datetime | None) -> datetime | None:
+# A date or date-time in ISO 8601 (RFC 3339 and a plain YYYY-MM-DD).
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
+
+
+def _utc(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 date or time as UTC (no zone: UTC)."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_window",
+                       f"`{name}` is not an ISO 8601 date or time (e.g. 2026-11-01 or "
+                       "2026-11-01T12:00:00Z).") from exc
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _cursor(key: str) -> str:
@@ -93,10 +104,13 @@ async def get_usage(
     request: Request,
     caller: CurrentCaller,
     session: Session,
-    start: Annotated[datetime | None, Query(
-        alias="from", description="Start of the window (ISO 8601; UTC when no zone is given)")] = None,
-    end: Annotated[datetime | None, Query(
-        alias="to", description="End of the window, excluded (default: the end of `from`'s month)")] = None,
+    start: Annotated[str | None, Query(
+        alias="from", pattern=ISO_TIME, max_length=40,
+        description="Start of the window: an ISO 8601 date or time (UTC when no zone is "
+        "given); default: the start of this month")] = None,
+    end: Annotated[str | None, Query(
+        alias="to", pattern=ISO_TIME, max_length=40,
+        description="End of the window, excluded (default: the end of `from`'s month)")] = None,
     group_by: Annotated[Literal["day", "cluster", "gpu_type"], Query()] = "day",
     limit: Annotated[int, Query(ge=1, le=1000, description="Clusters per page")] = 200,
     cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] = None,
@@ -106,16 +120,16 @@ async def get_usage(
     if kind is None:
         raise ApiError(406, "not_acceptable", "This route answers application/json or text/csv.")
     now = utcnow()
-    start = _utc(start) or spend.month_start(now)
-    end = _utc(end) or spend.next_month(spend.month_start(start))
-    if end <= start:
+    since = _utc(start, "from") or spend.month_start(now)
+    until = _utc(end, "to") or spend.next_month(spend.month_start(since))
+    if until <= since:
         raise ApiError(422, "invalid_window", "`to` must be after `from`.")
-    if end - start > MAX_WINDOW:
+    if until - since > MAX_WINDOW:
         raise ApiError(422, "invalid_window",
                        f"The window is longer than {MAX_WINDOW.days} days; ask for less.")
     paged = group_by == "cluster" and kind != CSV
     rows = await spend.usage(
-        session, caller.team_id, start, end, group_by, now,
+        session, caller.team_id, since, until, group_by, now,
         after=_after(cursor) if (cursor and paged) else None,
         limit=limit + 1 if paged else None)
     nxt = None
@@ -123,7 +137,7 @@ async def get_usage(
         rows = rows[:limit]
         nxt = str(request.url.include_query_params(cursor=_cursor(rows[-1].key)))
     if paged:  # the window's total over every page
-        total = await spend.total(session, caller.team_id, start, end, now)
+        total = await spend.total(session, caller.team_id, since, until, now)
     else:
         total = spend.UsageRow("total", sum(r.cost for r in rows),
                                sum(r.gpu_hours for r in rows), sum(r.node_hours for r in rows))
@@ -139,7 +153,7 @@ async def get_usage(
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Vary": "Accept"})
     body = UsageOut(
-        start=start, end=end, group_by=group_by, next=nxt,
+        start=since, end=until, group_by=group_by, next=nxt,
         items=[UsageItem(key=r.key, cluster_name=r.cluster_name, cost=_money(r.cost),
                          gpu_hours=round(r.gpu_hours, 6), node_hours=round(r.node_hours, 6))
                for r in rows],
