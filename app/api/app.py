@@ -22,6 +22,7 @@ from app.providers import make_provider
 from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
 from app.services.teams import TOKENS_CHANNEL, on_revoked
 from app.settings import Settings, get_settings
+from app.ui import routes as ui_routes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(clusters.router.routes)
     for router in (events.router, gpu_types.router, health.router, metrics_route.router):
         app.include_router(router)
+    app.router.routes.extend(ui_routes())  # the dashboard at /ui (app/ui/)
     docs.install(app, order=ROUTERS)
     return app
 
