@@ -9,7 +9,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
 
-from app.api import docs, errors, metrics
+from app.api import docs, docs_pages, errors, metrics
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
 from app.api.middleware import RequestContextMiddleware
@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="GPU clusters on demand: POST a cluster, get pods that run your setup.",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc from assets in the package: app/api/docs_pages.py
+        redoc_url=None,
     )
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (events.router, gpu_types.router, health.router, metrics_route.router):
         app.include_router(router)
     app.router.routes.extend(ui_routes())  # the dashboard at /ui (app/ui/)
+    docs_pages.install(app)
     docs.install(app, order=ROUTERS)
     return app
 
