@@ -9,7 +9,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
 
-from app.api import docs, docs_pages, errors, metrics
+from app.api import cors, docs, docs_pages, errors, metrics
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
 from app.api.middleware import RequestContextMiddleware
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    cors.install(app, settings.cors_origins)  # inside the request context: logged, with an id
     app.add_middleware(RequestContextMiddleware)
     # Matched in this order (paths are disjoint). The cluster routes are the app's own
     # routes rather than an included router: matching through an included router costs
