@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                          alias="HANGAR_CORS_ORIGINS")
 
+    # Seconds a stream token (a browser's read-only grant to one event stream) is valid.
+    stream_token_ttl_s: int = Field(default=300, ge=1, le=24 * 3600,
+                                    alias="HANGAR_STREAM_TOKEN_TTL")
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, v: Any) -> list[str]:

@@ -15,9 +15,10 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import CurrentCaller, Session
+from app.api.deps import Session
 from app.api.errors import ApiError
 from app.api.hub import BATCH, EventHub, Frame, encode
+from app.api.routes.stream_tokens import EventsReader
 from app.api.schemas import EventOut, EventPage
 from app.services import events as svc
 from app.services.clusters import get_cluster
@@ -65,7 +66,7 @@ async def cluster_events(
     cluster_id: uuid.UUID,
     request: Request,
     session: Session,
-    caller: CurrentCaller,
+    team_id: EventsReader,  # the API token, or a stream token of this cluster
     after: Annotated[
         int | None, Query(ge=0, le=MAX_EVENT_ID, description="Return events after this id")
     ] = None,
@@ -73,7 +74,7 @@ async def cluster_events(
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
-    await get_cluster(session, caller.team_id, cluster_id)  # 404 for other teams
+    await get_cluster(session, team_id, cluster_id)  # 404 for other teams
     start = _after(last_event_id, after)
     if "text/event-stream" not in (accept or ""):
         # The state first, so `finished` never claims a page that misses the final events.
