@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,9 @@ _ORIGIN = re.compile(r"(?i)^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5
 
 
 def parse_origins(value: Any) -> list[str]:
-    """`HANGAR_CORS_ORIGINS`: comma-separated origins, or `*` for any."""
+    """`HANGAR_CORS_ORIGINS`: comma-separated origins (or a JSON list of them), `*` for any."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        value = json.loads(value)
     items = value.split(",") if isinstance(value, str) else list(value or [])
     origins: list[str] = []
     for item in items:

@@ -231,5 +231,7 @@ def settings_env(settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
         env[key] = str(value)
     return env

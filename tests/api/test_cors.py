@@ -72,6 +72,9 @@ async def test_another_origin_is_refused(served_with, db) -> None:
                                                          "http://127.0.0.1:8080"]),
     ("*", ["*"]),
     ("http://[::1]:3000", ["http://[::1]:3000"]),
+    ('["https://a.example.com", "http://127.0.0.1:8080"]', ["https://a.example.com",
+                                                         "http://127.0.0.1:8080"]),
+    ("[]", []),
 ])
 def test_the_setting_takes_comma_separated_origins(value, origins) -> None:
     assert Settings(HANGAR_CORS_ORIGINS=value).cors_origins == origins
