@@ -147,10 +147,16 @@ def logs():
     """Everything the API logs during the test, as its log handler writes it (JSON lines;
     our access lines and uvicorn's own access log included)."""
     configure_logging("DEBUG", json=True)
-    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    saved = uvicorn_access.level, uvicorn_access.propagate, uvicorn_access.disabled
+    # As a server with its access log on (a server started with it off turned it off).
+    uvicorn_access.setLevel(logging.INFO)
+    uvicorn_access.propagate, uvicorn_access.disabled = True, False
     written = io.StringIO()
     logging.getLogger().handlers[0].setStream(written)
     yield written
+    uvicorn_access.setLevel(saved[0])
+    uvicorn_access.propagate, uvicorn_access.disabled = saved[1], saved[2]
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
     logging.getLogger().handlers.clear()
