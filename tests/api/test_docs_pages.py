@@ -28,3 +28,5 @@ async def test_docs_pages_use_only_local_assets(api: ServedApp) -> None:
         assert '"validatorUrl": null' in (await client.get("/docs")).text
         assert (await client.get("/docs/oauth2-redirect")).status_code == 200
         assert (await client.get("/docs/assets/nope.js")).status_code == 404
+        redoc = (await client.get("/docs/assets/redoc.standalone.js")).content
+        assert b"cdn.redoc.ly" not in redoc  # its logo, replaced by an empty image
