@@ -94,7 +94,7 @@ function Spend() {
     const page = (await api(`clusters?${query}&limit=200`, { conditional: true, signal })).body;
     setHourly(page.items.reduce((sum, c) => sum + c.hourly_rate, 0));
     setLive(page.items.length + (page.next ? "+" : ""));
-  }, 5000, []);
+  }, 3000, []);
   usePoll(async (signal) => {
     if (team === null) return;
     try {

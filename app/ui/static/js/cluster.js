@@ -93,7 +93,7 @@ function Summary({ cluster: c, at, now }) {
   const expires = c.expires_at
     ? `in ${duration((Date.parse(c.expires_at) - now) / 1000)}` : ttl;
   return html`<div class="stats">
-    <${Stat} label="GPU">${gpuLabel(c)} <span class="muted">· ${c.cloud_type}</span><//>
+    <${Stat} label=${`GPU · ${c.cloud_type}`}>${gpuLabel(c)}<//>
     <${Stat} label="Hourly rate" testid="rate">${c.hourly_rate ? rate(c.hourly_rate) : "—"}<//>
     <${Stat} label="Accrued" testid="accrued">${money(accruedNow(c, at, now))}<//>
     <${Stat} label="Age">${age(c.created_at, now)}<//>
@@ -105,8 +105,9 @@ function Summary({ cluster: c, at, now }) {
 function Nodes({ cluster: c }) {
   if (!c) return html`<div class="table-wrap"><table class="nodes"><tbody>
     <tr class="skeleton"><td><span class="bar"></span></td></tr></tbody></table></div>`;
+  const ssh = c.nodes.some((n) => n.ssh_command); // an API that has them (DESIGN: ssh_command)
   return html`<div class="table-wrap"><table class="nodes">
-    <thead><tr><th class="num">#</th><th>Status</th><th>Address</th><th>SSH</th>
+    <thead><tr><th class="num">#</th><th>Status</th><th>Address</th>${ssh && html`<th>SSH</th>`}
       <th class="num">Rate</th><th>Data center</th></tr></thead>
     <tbody>${c.nodes.map((n) => html`<tr key=${n.index} data-node=${n.index}>
       <td data-label="Node" class="num">${n.index}</td>
@@ -115,9 +116,9 @@ function Nodes({ cluster: c }) {
       <td data-label="Address" class="mono">${n.public_ip
         ? `${n.public_ip}${n.ssh_port ? `:${n.ssh_port}` : ""}` : "—"}
         ${n.private_ip && html`<div class="muted small">private ${n.private_ip}</div>`}</td>
-      <td data-label="SSH" class="ssh">${n.ssh_command
+      ${ssh && html`<td data-label="SSH" class="ssh">${n.ssh_command
         ? html`<code class="mono">${n.ssh_command}</code> <${CopyButton} text=${n.ssh_command} />`
-        : html`<span class="muted">—</span>`}</td>
+        : html`<span class="muted">—</span>`}</td>`}
       <td data-label="Rate" class="num">${rate(n.hourly_rate)}</td>
       <td data-label="Data center">${n.data_center_id || "—"}</td>
     </tr>`)}</tbody>
@@ -178,12 +179,13 @@ function Activity({ activity }) {
   const [node, setNode] = useState("all");
   const nodes = [...new Set(lines.map((l) => l.data.node))].sort((a, b) => a - b);
   const shown = node === "all" ? lines : lines.filter((l) => String(l.data.node) === node);
+  const [timelineRef, onTimelineScroll] = useStickToBottom(timeline);
   return html`<div class="activity">
     <div class="panel">
       <div class="panel-head"><h2>Events</h2>
         <span class=${`stream-state ${state}`} data-testid="stream-state">${STATE_TEXT[state]}</span>
       </div>
-      <ol class="timeline" data-testid="timeline">
+      <ol class="timeline" data-testid="timeline" ref=${timelineRef} onScroll=${onTimelineScroll}>
         ${timeline.length === 0 && html`<li class="muted">No events yet.</li>`}
         ${timeline.map((e) => html`<li key=${e.id} data-type=${e.type}>
           <time>${clock(e.data.at)}</time>
@@ -207,19 +209,26 @@ function Activity({ activity }) {
   </div>`;
 }
 
-function Output({ lines }) {
+// Follows new content at the bottom, unless the reader scrolled up to read.
+function useStickToBottom(content) {
   const ref = useRef(null);
   const stick = useRef(true);
   useEffect(() => {
     const el = ref.current;
     if (el && stick.current) el.scrollTop = el.scrollHeight;
-  }, [lines]);
+  }, [content]);
   const onScroll = () => {
     const el = ref.current;
     stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
   };
+  return [ref, onScroll];
+}
+
+function Output({ lines }) {
+  const [ref, onScroll] = useStickToBottom(lines);
   return html`<pre class="output" ref=${ref} onScroll=${onScroll} data-testid="output"
     tabindex="0" aria-label="Bootstrap output">${lines.length === 0
       ? html`<span class="muted">No output yet.</span>`
-      : lines.map((l) => html`<div class="line" key=${l.id}><span class="gutter">${l.data.node}</span>${l.data.line}</div>`)}</pre>`;
+      : lines.map((l) => html`<div class="line" key=${l.id} data-node=${l.data.node}><span
+          class="gutter">${l.data.node}</span><span class="text">${l.data.line}</span></div>`)}</pre>`;
 }

@@ -100,6 +100,9 @@ export function CreatePage() {
       navigate(`#/clusters/${r.body.id}`);
     } catch (error) {
       setErrors(fieldErrors(error));
+      // Show the first problem (the form may be longer than the screen).
+      requestAnimationFrame(() => document.querySelector(".field.invalid, .create .banner.error")
+        ?.scrollIntoView({ block: "start", behavior: "instant" }));
     } finally {
       setBusy(false);
     }
@@ -179,7 +182,7 @@ export function CreatePage() {
       <div class="submit-row">
         <div class="estimate" data-testid="estimate">${estimate === null
           ? html`<span class="muted">Pick a GPU to see the price.</span>`
-          : html`<span class="muted">Estimated</span> <strong class="num">${rate(estimate)}</strong>
+          : html`<span class="muted">Estimated</span> <strong class="num">${rate(estimate)}</strong>${" "}
               <span class="muted">· ${money(estimate * 24)} a day</span>`}</div>
         <button class="button primary" type="submit" disabled=${busy}>
           ${busy ? "Creating…" : "Create cluster"}</button>
