@@ -74,6 +74,8 @@ class Cluster(Base):
     __tablename__ = "clusters"
     __table_args__ = (
         Index("ix_clusters_team_created", "team_id", "created_at"),
+        # GET /clusters?status=...: only the matching rows, however long the history.
+        Index("ix_clusters_team_status_created", "team_id", "status", "created_at"),
         Index("ix_clusters_next_check_at", "next_check_at"),
     )
 
