@@ -2,7 +2,7 @@
 // (#/ the clusters, #/new the create form, #/clusters/<id> one cluster).
 
 import { render } from "../vendor/preact.js";
-import { useEffect, useState } from "../vendor/hooks.js";
+import { useEffect, useRef, useState } from "../vendor/hooks.js";
 import { api, ApiError, onSignOut, signIn, signedIn, signOut } from "./api.js";
 import { ClusterPage } from "./cluster.js";
 import { ClustersPage } from "./clusters.js";
@@ -83,35 +83,41 @@ function Logo() {
     <path d="M2 11 12 4l10 7v9h-4v-7H6v7H2z" fill="currentColor" /></svg>`;
 }
 
-// Spend: the hourly rate of every live cluster now (a conditional poll of the live list),
-// and the month so far from GET /team where the API has it (hidden on a 404).
+// Spend: from GET /team where the API has it (hourly spend now, live clusters, the month
+// so far); otherwise (a 404) the hourly rate of every live cluster from a conditional poll
+// of the live list, and no month figure.
 function Spend() {
-  const [hourly, setHourly] = useState(null);
-  const [live, setLive] = useState(null);
-  const [team, setTeam] = useState(undefined); // undefined: unknown; null: no such route
+  const [spend, setSpend] = useState(null); // {hourly, live, month, team}
+  const noTeam = useRef(false);
   const query = LIVE_STATUSES.map((s) => `status=${s}`).join("&");
   usePoll(async (signal) => {
-    const page = (await api(`clusters?${query}&limit=200`, { conditional: true, signal })).body;
-    setHourly(page.items.reduce((sum, c) => sum + c.hourly_rate, 0));
-    setLive(page.items.length + (page.next ? "+" : ""));
-  }, 3000, []);
-  usePoll(async (signal) => {
-    if (team === null) return;
-    try {
-      setTeam((await api("team", { conditional: true, signal })).body);
-    } catch (error) {
-      if (error instanceof ApiError && (error.status === 404 || error.status === 405)) setTeam(null);
-      else throw error;
+    if (!noTeam.current) {
+      try {
+        const t = (await api("team", { conditional: true, signal })).body;
+        setSpend({ hourly: t.hourly_spend, live: t.live_clusters,
+                   month: typeof t.month_to_date_cost === "number" ? t.month_to_date_cost : null,
+                   team: t.name });
+        return;
+      } catch (error) {
+        if (!(error instanceof ApiError && (error.status === 404 || error.status === 405))) {
+          throw error;
+        }
+        noTeam.current = true;
+      }
     }
-  }, 30000, [team === null]);
-  const mtd = team && typeof team.month_to_date_cost === "number" ? team.month_to_date_cost : null;
+    const page = (await api(`clusters?${query}&limit=200`, { conditional: true, signal })).body;
+    setSpend({ hourly: page.items.reduce((sum, c) => sum + c.hourly_rate, 0),
+               live: page.items.length + (page.next ? "+" : ""), month: null, team: null });
+  }, 3000, []);
   return html`<div class="spend" aria-label="Team spend">
+    ${spend?.team && html`<div class="spend-item hide-phone"><span class="label">Team</span>
+      <span class="value">${spend.team}</span></div>`}
     <div class="spend-item"><span class="label">Now</span>
-      <span class="value num" data-testid="spend-now">${hourly === null ? "—" : rate(hourly)}</span></div>
+      <span class="value num" data-testid="spend-now">${spend ? rate(spend.hourly) : "—"}</span></div>
     <div class="spend-item hide-phone"><span class="label">Live clusters</span>
-      <span class="value num">${live === null ? "—" : live}</span></div>
-    ${mtd !== null && html`<div class="spend-item"><span class="label">This month</span>
-      <span class="value num" data-testid="spend-month">${money(mtd)}</span></div>`}
+      <span class="value num">${spend ? spend.live : "—"}</span></div>
+    ${spend?.month != null && html`<div class="spend-item"><span class="label">This month</span>
+      <span class="value num" data-testid="spend-month">${money(spend.month)}</span></div>`}
   </div>`;
 }
 
