@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.redis_names import RedisNames
 
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
+
+
+# scheme://host[:port], as a browser sends it in `Origin` (no path, no trailing slash).
+_ORIGIN = re.compile(r"(?i)^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def parse_origins(value: Any) -> list[str]:
+    """`HANGAR_CORS_ORIGINS`: comma-separated origins (or a JSON list of them), `*` for any."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        value = json.loads(value)
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    origins: list[str] = []
+    for item in items:
+        origin = str(item).strip().rstrip("/")
+        if not origin:
+            continue
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] "
+                             "(e.g. https://dash.example.com), without a path")
+        scheme, _, rest = origin.partition("://")
+        origins.append(origin if origin == "*" else f"{scheme.lower()}://{rest.lower()}")
+    return origins
 
 
 def async_database_url(url: str) -> str:
@@ -93,6 +118,19 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1, alias="HANGAR_DB_POOL_SIZE")
     db_max_overflow: int = Field(default=0, ge=0, alias="HANGAR_DB_MAX_OVERFLOW")
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="HANGAR_IDEMPOTENCY_TTL")
+
+    # Browsers (docs/browser.md): origins a page may call the API from (none by default).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                         alias="HANGAR_CORS_ORIGINS")
+
+    # Seconds a stream token (a browser's read-only grant to one event stream) is valid.
+    stream_token_ttl_s: int = Field(default=300, ge=1, le=24 * 3600,
+                                    alias="HANGAR_STREAM_TOKEN_TTL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: Any) -> list[str]:
+        return parse_origins(v)
 
     @field_validator("database_url")
     @classmethod

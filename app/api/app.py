@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import metrics
-from app.api import docs, errors
+from app.api import cors, docs, docs_pages, errors
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
 from app.api.middleware import RequestContextMiddleware
 from app.api.readcache import ClusterReadCache
-from app.api.routes import clusters, events, gpu_types, health, spend
+from app.api.routes import clusters, events, gpu_types, health, spend, stream_tokens
 from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
 from app.gctune import tune_gc
@@ -21,6 +21,7 @@ from app.providers import make_provider
 from app.services import dispatch
 from app.services.teams import on_revoked
 from app.settings import Settings, get_settings
+from app.ui import routes as ui_routes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,9 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="GPU clusters on demand: POST a cluster, get pods that run your setup.",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc from assets in the package: app/api/docs_pages.py
+        redoc_url=None,
     )
     errors.install(app)
+    cors.install(app, settings.cors_origins)  # inside the request context: logged, with an id
     app.add_middleware(RequestContextMiddleware)
     # Matched in this order (paths are disjoint). The cluster routes are the app's own
     # routes rather than an included router: matching through an included router costs
@@ -76,16 +79,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The routes carry their router's prefix and tags already; the document lists the
     # paths in ROUTERS' order.
     app.router.routes.extend(clusters.router.routes)
-    for router in (events.router, gpu_types.router, spend.router, health.router,
-                   metrics_route.router):
+    for router in (events.router, stream_tokens.router, gpu_types.router, spend.router,
+                   health.router, metrics_route.router):
         app.include_router(router)
+    app.router.routes.extend(ui_routes())  # the dashboard at /ui (app/ui/)
+    docs_pages.install(app)
     docs.install(app, order=ROUTERS)
+    stream_tokens.declare(app)  # the event stream's second way in (a stream token)
     return app
 
 
 # The order of the OpenAPI document's paths.
 ROUTERS = (health.router, metrics_route.router, clusters.router, events.router,
-           gpu_types.router, spend.router)
+           stream_tokens.router, gpu_types.router, spend.router)
 
 
 DESCRIPTION = """\

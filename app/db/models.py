@@ -82,9 +82,9 @@ class Cluster(Base):
         # The retention sweep's look-up: ended clusters whose events are still there.
         Index("ix_clusters_retention", "terminated_at",
               postgresql_where=text("events_purged_at IS NULL")),
-        # A team's live clusters (limits on every create, GET /team).
-        Index("ix_clusters_team_live", "team_id", postgresql_where=text(
-            "status IN ('pending', 'provisioning', 'bootstrapping', 'ready', 'terminating')")),
+        # GET /clusters?status=..., a team's live clusters (limits, GET /team): only the
+        # matching rows, however long the history.
+        Index("ix_clusters_team_status_created", "team_id", "status", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)

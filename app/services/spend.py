@@ -34,7 +34,7 @@ _SPANS = """
       AND COALESCE(n.terminated_at, 'infinity'::timestamp with time zone) > :start
 """
 _SECONDS = "GREATEST(EXTRACT(EPOCH FROM (e - s)), 0)"
-# Written out (not a parameter), so the planner can use the partial index of live clusters.
+# Written out (not a parameter), so the planner can use the team-and-status index.
 _LIVE = "(" + ", ".join(f"'{s}'" for s in LIVE_CLUSTER_STATUSES) + ")"
 
 

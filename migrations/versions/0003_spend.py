@@ -26,10 +26,6 @@ def upgrade() -> None:
     # The retention sweep's look-up: ended clusters whose events are still there.
     op.create_index('ix_clusters_retention', 'clusters', ['terminated_at'], unique=False,
                     postgresql_where=sa.text('events_purged_at IS NULL'))
-    # A team's live clusters (limits on every create, GET /team).
-    op.create_index('ix_clusters_team_live', 'clusters', ['team_id'], unique=False,
-                    postgresql_where=sa.text("status IN ('pending', 'provisioning', "
-                                             "'bootstrapping', 'ready', 'terminating')"))
     # Nodes billing in a window (GET /usage, the month to date), and those billing now.
     op.create_index('ix_nodes_billed_until', 'nodes', [sa.text(
         "COALESCE(terminated_at, 'infinity'::timestamp with time zone)")], unique=False)
@@ -40,7 +36,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_nodes_live', table_name='nodes')
     op.drop_index('ix_nodes_billed_until', table_name='nodes')
-    op.drop_index('ix_clusters_team_live', table_name='clusters')
     op.drop_index('ix_clusters_retention', table_name='clusters')
     op.drop_column('clusters', 'events_purged_at')
     op.drop_column('teams', 'budget_alert_level')

@@ -303,19 +303,27 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
     """`get_caller` parses the header itself (no HTTPBearer sub-dependency): the document
     still declares the scheme, on every operation that needs a token and only there."""
     doc = create_app().openapi()
-    assert doc["components"]["securitySchemes"] == {"HTTPBearer": {
+    schemes = doc["components"]["securitySchemes"]
+    assert set(schemes) == {"HTTPBearer", "StreamToken"}
+    assert schemes["HTTPBearer"] == {
         "type": "http", "description": "An API token from `hangar keys create`.",
-        "scheme": "bearer"}}
+        "scheme": "bearer"}
+    assert schemes["StreamToken"]["in"] == "query"
     secured = {(path, method) for path, item in doc["paths"].items()
                for method, op in item.items() if op.get("security") == [{"HTTPBearer": []}]}
     assert secured == {("/clusters", "post"), ("/clusters", "get"),
                        ("/clusters/{cluster_id}", "get"), ("/clusters/{cluster_id}", "delete"),
                        ("/clusters/{cluster_id}", "patch"),
-                       ("/clusters/{cluster_id}/events", "get"), ("/gpu-types", "get"),
+                       ("/clusters/{cluster_id}/stream-tokens", "post"), ("/gpu-types", "get"),
                        ("/team", "get"), ("/usage", "get")}
+    # The event stream also takes a stream token (browsers' EventSource).
+    assert doc["paths"]["/clusters/{cluster_id}/events"]["get"]["security"] == [
+        {"HTTPBearer": []}, {"StreamToken": []}]
     assert list(doc["paths"]) == ["/healthz", "/readyz", "/metrics", "/clusters",
                                   "/clusters/{cluster_id}", "/clusters/{cluster_id}/events",
-                                  "/gpu-types", "/team", "/usage"]
+                                  "/clusters/{cluster_id}/stream-tokens", "/gpu-types",
+                                  "/team", "/usage"]
     op = doc["paths"]["/clusters/{cluster_id}"]["get"]
-    assert list(op)[:5] == ["tags", "summary", "operationId", "security", "parameters"]
+    assert [k for k in op if k != "description"][:5] == ["tags", "summary", "operationId",
+                                                         "security", "parameters"]
     assert "401" in op["responses"] and "422" in op["responses"]

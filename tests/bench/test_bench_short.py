@@ -76,11 +76,16 @@ def test_provision_short(services) -> None:
 
 def test_api_short(services) -> None:
     f = run_script("api.py", "--duration", "1", "--rounds", "1", "--clusters", "10",
-                   "--page", "10", "--seed-nodes", "1", "--connections", "16")
-    for name in ("bare", "get_cluster", "list_clusters"):
+                   "--page", "10", "--seed-nodes", "1", "--connections", "16",
+                   "--history-small", "20", "--history-large", "200")
+    for name in ("bare", "get_cluster", "list_clusters", "list_history_small",
+                 "list_history_large", "list_large_live", "get_cluster_304"):
         assert f["endpoints"][name]["rps"] > 0, name
         assert f["endpoints"][name]["non_2xx"] == 0, name
     assert f["ratio_to_bare"]["get_cluster"] is not None
+    if f["ui_first_load"] is not None:  # Chromium installed
+        for load in f["ui_first_load"].values():
+            assert load["requests"] > 0 and load["elsewhere"] == 0
 
 
 def test_chaos_short(services) -> None:

@@ -147,6 +147,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
         env[key] = str(value)
     return env
 

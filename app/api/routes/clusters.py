@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
-from app.api import readpath
+from app.api import etags, readpath
 from app.api.deps import CurrentCaller, require_json_body
 from app.api.docs import problems
 from app.api.errors import ApiError
@@ -135,8 +135,12 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     response_model=ClusterPage,
     summary="Your team's clusters, newest first",
     description="Filter by `status` (repeat it for several) and exact `name`. Pages hold "
-    "`limit` clusters; follow `next` (a URL, or null on the last page).",
-    responses=problems(401, 422),
+    "`limit` clusters; follow `next` (a URL, or null on the last page).\n\n"
+    "The `ETag` is weak: it covers the page but the `accrued_cost` figures, and while a "
+    "cluster on the page bills, a 10-second time bucket. Send it as `If-None-Match` to get "
+    "a 304 while nothing changed; costs in a revalidated copy are at most 10 s old "
+    "(`accrued_cost + hourly_rate x elapsed` is exact).",
+    responses={200: {"headers": etags.ETAG_HEADER}, **etags.RESPONSES, **problems(401, 422)},
 )
 async def list_clusters(
     request: Request,
@@ -163,7 +167,12 @@ async def list_clusters(
         last = rows[-1]
         nxt = str(request.url.include_query_params(cursor=_cursor(last.created_at, last.id)))
     # The bytes FastAPI would write for ClusterPage, without building the models.
-    return Response(readpath.page_json(rows, nxt), media_type="application/json")
+    now = datetime.now(UTC)
+    body = readpath.page_json(rows, nxt, now)
+    tag = etags.page_etag(body, rows, now)
+    if etags.fresh(request, tag):
+        return etags.not_modified(tag)
+    return Response(body, media_type="application/json", headers={"ETag": tag})
 
 
 async def read_cluster(state: State, cluster_id: uuid.UUID) -> readpath.EncodedCluster | None:
@@ -182,8 +191,13 @@ async def get_cluster(cluster_id: uuid.UUID, request: Request, caller: CurrentCa
     row = await read_cluster(request.app.state, cluster_id)
     if row is None or row.team_id != caller.team_id:
         raise NotFound()
+    now = datetime.now(UTC)
+    tag = etags.cluster_etag(row, now)
+    if etags.fresh(request, tag):
+        return etags.not_modified(tag)
     # Priced now, from the rows; the bytes FastAPI would write for ClusterOut.
-    return Response(readpath.cluster_json(row), media_type="application/json")
+    return Response(readpath.cluster_json(row, now), media_type="application/json",
+                    headers={"ETag": tag})
 
 
 # The busiest route: served by a LeanRoute (app/api/routing.py), same contract.
@@ -193,7 +207,12 @@ router.add_api_route(
     methods=["GET"],
     response_model=ClusterOut,
     summary="One cluster with its nodes, hourly rate and accrued cost",
-    responses=problems(401, 404, 422),
+    description="The `ETag` is weak: it covers the cluster but its `accrued_cost`, and while "
+    "a node bills, a 10-second time bucket. Send it as `If-None-Match` to get a 304 while "
+    "nothing changed; the cost in a revalidated copy is at most 10 s old "
+    "(`accrued_cost + hourly_rate x elapsed` is exact).",
+    responses={200: {"headers": etags.ETAG_HEADER}, **etags.RESPONSES,
+               **problems(401, 404, 422)},
     route_class_override=LeanRoute,
 )
 

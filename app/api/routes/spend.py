@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from app.api.deps import CurrentCaller, Session
 from app.api.docs import problems
 from app.api.errors import ApiError
-from app.api.negotiate import best_match
+from app.api.negotiation import best_match
 from app.db.models import Team
 from app.schemas.spend import LimitOut, TeamOut, UsageItem, UsageOut, UsageTotal
 from app.services import spend
