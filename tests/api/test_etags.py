@@ -13,8 +13,8 @@ import httpx
 from sqlalchemy import update
 
 from app.api.etags import BUCKET_S, cluster_etag, page_etag
-from app.db.models import Node
 from app.api.readpath import EncodedCluster, page_json, row_of
+from app.db.models import Node
 from tests.support.events import finish, make_cluster
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
