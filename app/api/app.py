@@ -11,6 +11,7 @@ from app import metrics
 from app.api import cors, docs, docs_pages, errors
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
+from app.api.methods import HeadAsGet
 from app.api.middleware import RequestContextMiddleware
 from app.api.readcache import ClusterReadCache
 from app.api.routes import clusters, events, gpu_types, health, spend, stream_tokens
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         names = settings.redis_names
         app.state.dispatcher = await dispatch.connect(settings.redis_url, names)
         app.state.redis = app.state.dispatcher.redis
-        app.state.provider = make_provider(settings, on_request=metrics.observe_runpod)
+        app.state.provider = make_provider(settings, on_request=metrics.observe_runpod,
+                                           answering=True)
         hub = app.state.hub = EventHub(settings.redis_url, names.events)
         # The read path's caches (docs/read-path.md), kept true by the hub's subscription.
         tokens = app.state.tokens = TokenCache(app.state.engine, settings.auth_cache_s)
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     cors.install(app, settings.cors_origins)  # inside the request context: logged, with an id
+    app.add_middleware(HeadAsGet)  # HEAD on every GET route (app/api/methods.py)
     app.add_middleware(RequestContextMiddleware)
     # Matched in this order (paths are disjoint). The cluster routes are the app's own
     # routes rather than an included router: matching through an included router costs

@@ -168,13 +168,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, detail = HTTP_PROBLEMS.get(exc.status_code, ("http_error", str(exc.detail)))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not the first route's
+            from app.api.methods import allowed_methods
+
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return problem(
             exc.status_code,
             code,
             str(exc.detail) if exc.status_code < 500 else "Server error",
             detail,
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(DBAPIError)

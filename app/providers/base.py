@@ -296,6 +296,10 @@ class Provider(Protocol):
     async def gpu_types(self, *, refresh: bool = False) -> list[GpuType]:
         """The catalog with prices and availability, cached with a TTL."""
 
+    async def gpu_types_or_stale(self) -> tuple[list[GpuType], float | None]:
+        """The catalog, or when it cannot be read now, the last good one and its age in
+        seconds (None when fresh); raises when there never was one."""
+
     async def resolve_gpu_type(self, query: str) -> GpuType:
         """Map what a person typed to one catalog entry, or raise GpuTypeNotFound/Ambiguous."""
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from app.domain import pods
 from app.domain.billing import prices
+from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.settings import DEFAULT_IMAGE
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -173,18 +174,16 @@ def _strings(v: Any) -> list[str]:
     return []
 
 
-NodeStatusName = Literal[
-    "pending", "creating", "starting", "bootstrapping", "ready", "terminating", "terminated"
-]
-ClusterStatusName = Literal[
-    "pending", "provisioning", "bootstrapping", "ready", "terminating", "terminated", "failed"
-]
+# Literal types render as enums in the OpenAPI document (one place: the domain's enums).
+NodeStatusName = Literal[tuple(s.value for s in NodeStatus)]  # type: ignore[valid-type]
+ClusterStatusName = Literal[tuple(s.value for s in ClusterStatus)]  # type: ignore[valid-type]
+ReasonName = Literal[tuple(r.value for r in Reason)]  # type: ignore[valid-type]
 
 
 class NodeOut(BaseModel):
     index: int
     status: NodeStatusName
-    reason: str | None
+    reason: ReasonName | None
     message: str | None
     pod_id: str | None
     public_ip: str | None
@@ -224,14 +223,14 @@ class ClusterOut(BaseModel):
     id: uuid.UUID
     name: str
     status: ClusterStatusName
-    reason: str | None
+    reason: ReasonName | None
     message: str | None
     gpu_type: str = Field(description="The resolved catalog id")
     gpu_type_requested: str
     gpu_count: int
     node_count: int
-    cloud_type: str
-    allocation: str
+    cloud_type: Literal["secure", "community"]
+    allocation: Literal["on-demand", "spot", "spot-if-available"]
     image: str
     container_disk_gb: int
     volume_gb: int

@@ -34,7 +34,6 @@ def _money(x: float) -> float:
 @router.get(
     "/team",
     response_model=TeamOut,
-    operation_id="get_team",
     summary="Your team: limits, what runs now, month-to-date cost and budget",
     responses=problems(401),
 )
@@ -88,7 +87,6 @@ def _after(cursor: str) -> str:
 @router.get(
     "/usage",
     response_model=UsageOut,
-    operation_id="get_usage",
     summary="Cost and GPU-hours of your team over a window, per day, cluster or GPU type",
     description=(
         "Over `[from, to)` (UTC; default: this month), from each node's billed rate and the "

@@ -176,6 +176,11 @@ class RunPodProvider(ClusterCalls):
         """The catalog with prices and pod availability, cached `catalog_ttl` seconds."""
         return await self._catalog.get(refresh=refresh)
 
+    async def gpu_types_or_stale(self) -> tuple[list[GpuType], float | None]:
+        """The catalog, or when RunPod cannot be read now, the last good one and its age
+        in seconds (None when fresh)."""
+        return await self._catalog.get_or_stale()
+
     async def resolve_gpu_type(self, query: str) -> GpuType:
         """'4090' -> RTX 4090; 'h100 sxm' -> the SXM H100; 'h100' -> GpuTypeAmbiguous."""
         return resolve(query, await self.gpu_types())

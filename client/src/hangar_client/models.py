@@ -260,6 +260,7 @@ class GpuType:
     price_community: float | None = None
     availability: Availability | None = None
     data_centers: list[DataCenterStock] = field(default_factory=list)
+    stale: bool = False  # the server could not read the provider: its last catalog
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -279,6 +280,7 @@ class GpuType:
                                 availability=_enum(Availability, x.get("availability")))
                 for x in dcs if isinstance(x, dict)
             ] if isinstance(dcs, list) else [],
+            stale=d.get("stale") is True,
             raw=d,
         )
 
