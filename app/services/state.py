@@ -125,6 +125,8 @@ class ClusterTx:
                 self.after_ready.append(c)
         if new == C.TERMINATED:
             c.terminated_at = self.now
+        if new.is_terminal:
+            c.secrets_enc = None  # nothing will bootstrap again: the secrets go
         data: dict[str, Any] = {"status": str(new)}
         if reason:
             data.update(reason=reason, message=message)
