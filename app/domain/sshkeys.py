@@ -22,6 +22,8 @@ def check_public_key(line: str) -> str:
     """One authorized_keys line `<type> <base64> [comment]`, without options, as it is
     installed: surrounding spaces dropped, one space between type, key and comment.
     ValueError says what is wrong (never quoting the line)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in line.strip()):
+        raise ValueError("one key per entry, on one line (no newlines or control characters)")
     parts = line.strip().split(None, 2)
     if len(parts) < 2:
         raise ValueError("not an OpenSSH public key: expected '<type> <base64 key> [comment]'"

@@ -176,8 +176,11 @@ class ClusterCreate(BaseModel):
 
     @field_validator("secrets")
     @classmethod
-    def _secrets(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+    def _secrets(cls, v: dict[str, SecretStr], info: ValidationInfo) -> dict[str, SecretStr]:
         # Never quote a value in a message: a 422 must not echo a secret.
+        both = sorted(set(v) & set(info.data.get("env") or {}))
+        if both:
+            raise ValueError(f"{', '.join(both)} also in env; name each variable once")
         total = 0
         for name, secret in v.items():
             value = secret.get_secret_value()
@@ -209,13 +212,6 @@ class ClusterCreate(BaseModel):
     def _mount(self) -> ClusterCreate:
         if self.volume_gb and self.volume_mount_path == "/":
             raise ValueError("volume_mount_path cannot be '/'")
-        return self
-
-    @model_validator(mode="after")
-    def _env_or_secret(self) -> ClusterCreate:
-        both = sorted(set(self.env) & set(self.secrets))
-        if both:
-            raise ValueError(f"{', '.join(both)} in both env and secrets; name each once")
         return self
 
     def secret_values(self) -> dict[str, str]:
