@@ -197,7 +197,7 @@ class Progress:
 # the script removes the secrets file as it starts; a loser removes its whole upload.
 _START_COMMAND = r"""trap '' HUP
 d="$HOME/.hangar"
-mkdir -p "$d" && chmod 700 "$d" || exit 90
+mkdir -p -m 700 "$d" || exit 90
 tmp="$d/script.sh.upload.$$"
 (umask 077 && cat > "$tmp") || { rm -f "$tmp"; exit 91; }
 if [ "$(wc -c < "$tmp")" -ne @SIZE@ ]; then rm -f "$tmp"; echo "incomplete upload" >&2; exit 92; fi
