@@ -44,7 +44,9 @@ EXAMPLE_REQUEST = {
     "setup": "nvidia-smi && pip install -r requirements.txt",
     "env": {"WANDB_PROJECT": "llama"},
     "secrets": {"HF_TOKEN": "hf_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    "ssh_public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG2vQ4xXvYxUQ0o2wD4dY4qf0nqgZbCwq7fS7fWvX1c1 ada@laptop"],
+    "ssh_public_keys": [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG2vQ4xXvYxUQ0o2wD4dY4qf0nqgZbCwq7fS7fWvX1c1 ada"
+    ],
     "ttl_seconds": 3600,
     "max_hourly_cost": 2.0,
 }
@@ -354,7 +356,8 @@ CLUSTER_COLUMNS: dict[str, str] = {
 NODE_COLUMNS: dict[str, str] = {
     "index": "index", "status": "status", "reason": "reason", "message": "message",
     "pod_id": "pod_id", "public_ip": "public_ip", "ssh_port": "ssh_port",
-    "private_ip": "private_ip", "ssh_host_key": "host_key", "gpu_type": "gpu_type_id", "gpu_count": "gpu_count", "data_center_id": "data_center_id",
+    "private_ip": "private_ip", "ssh_host_key": "host_key", "gpu_type": "gpu_type_id",
+    "gpu_count": "gpu_count", "data_center_id": "data_center_id",
     "hourly_rate": "hourly_rate", "started_at": "started_at", "ready_at": "ready_at",
     "terminated_at": "terminated_at",
 }
