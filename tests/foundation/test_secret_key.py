@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import time
 import uuid
 
 import httpx
@@ -52,17 +51,14 @@ async def test_dev_runs_on_a_development_key_and_says_so(settings, tmp_path) -> 
         "--simulator-port", str(sim_port), env=env, cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
+        # `hangar dev` says it is ready once its API answers (and only then stops its
+        # children on SIGTERM): wait for that line.
+        assert proc.stdout is not None
+        while b"Hangar API at" not in (line := await asyncio.wait_for(
+                proc.stdout.readline(), 120)):
+            assert line, "hangar dev exited before it was ready"
         async with httpx.AsyncClient() as client:
-            while True:
-                assert proc.returncode is None, "hangar dev exited"
-                assert time.monotonic() < deadline, "hangar dev did not become ready"
-                try:
-                    if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
+            assert (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 60)
