@@ -11,9 +11,22 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.domain.crypto import Keyring, keyring, parse_old_keys
 from app.redis_names import RedisNames
 
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
+# What `hangar dev` runs on when HANGAR_SECRET_KEY is unset (and says so). Never for real use.
+DEV_SECRET_KEY = "hangar-dev-insecure-secret"
+MISSING_SECRET_KEY = (
+    "HANGAR_SECRET_KEY is not set. It encrypts the SSH private keys and secrets Hangar "
+    "stores: set it to a Fernet key (python -c \"from cryptography.fernet import Fernet; "
+    "print(Fernet.generate_key().decode())\") or a long passphrase, the same in every API "
+    "and worker process. Only `hangar dev` runs without it, on a development key."
+)
+
+
+class MissingSecretKey(RuntimeError):
+    """HANGAR_SECRET_KEY is needed and not set."""
 
 
 # scheme://host[:port], as a browser sends it in `Origin` (no path, no trailing slash).
@@ -63,10 +76,13 @@ class Settings(BaseSettings):
                                           alias="HANGAR_RUNPOD_CALL_DEADLINE")
     catalog_ttl_s: float = Field(default=60.0, alias="HANGAR_CATALOG_TTL")
 
-    # Fernet key (urlsafe base64, 32 bytes) or any passphrase, which is stretched into one.
-    secret_key: SecretStr = Field(
-        default=SecretStr("hangar-dev-insecure-secret"), alias="HANGAR_SECRET_KEY"
-    )
+    # Encrypts stored SSH private keys and cluster secrets: a Fernet key (urlsafe base64 of
+    # 32 bytes), used as it is, or a passphrase, stretched with scrypt (app/domain/crypto.py).
+    # Required by `hangar api` and `hangar worker`; only `hangar dev` runs on DEV_SECRET_KEY.
+    secret_key: SecretStr | None = Field(default=None, alias="HANGAR_SECRET_KEY")
+    # Earlier keys, comma-separated: decryption only, until `hangar keys rotate-secrets` has
+    # re-encrypted the stored rows with HANGAR_SECRET_KEY.
+    secret_key_old: SecretStr | None = Field(default=None, alias="HANGAR_SECRET_KEY_OLD")
 
     data_dir: Path = Field(default=Path(".hangar"), alias="HANGAR_DATA_DIR")
     # Prefix of every Redis key, queue, job id and channel of this deployment: deployments
@@ -150,6 +166,18 @@ class Settings(BaseSettings):
     @property
     def redis_names(self) -> RedisNames:
         return RedisNames(self.redis_namespace)
+
+    @property
+    def has_secret_key(self) -> bool:
+        return bool(self.secret_key and self.secret_key.get_secret_value())
+
+    @property
+    def keyring(self) -> Keyring:
+        """HANGAR_SECRET_KEY (encrypts and decrypts) and HANGAR_SECRET_KEY_OLD (decrypts)."""
+        if self.secret_key is None or not self.secret_key.get_secret_value():
+            raise MissingSecretKey(MISSING_SECRET_KEY)
+        old = self.secret_key_old.get_secret_value() if self.secret_key_old else None
+        return keyring(self.secret_key.get_secret_value(), parse_old_keys(old))
 
     @property
     def simulated(self) -> bool:

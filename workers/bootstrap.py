@@ -16,6 +16,7 @@ from sqlalchemy.orm import raiseload
 
 from app.db.models import Cluster, Node
 from app.domain.crypto import decrypt
+from app.domain.secrets import decrypt_secrets
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.services.state import ClusterTx, utcnow
 from app.ssh.bootstrap import (
@@ -27,7 +28,8 @@ from app.ssh.bootstrap import (
     SSHUnavailable,
 )
 from app.ssh.output import OutputLines
-from app.ssh.script import render_script
+from app.ssh.redact import SecretRedactor
+from app.ssh.script import render_script, render_secrets
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.bootstrap")
@@ -94,9 +96,11 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
     if not (node.public_ip and node.ssh_port):  # a bootstrapping node always has them
         return await _fail(w, cluster_id, node_id, Reason.PROVIDER_ERROR,
                            "the pod has no public SSH address")
-    key = decrypt(s.secret_key.get_secret_value(), cluster.ssh_private_key_enc)
+    key = decrypt(s.keyring, cluster.ssh_private_key_enc)
+    secrets = decrypt_secrets(s.keyring, cluster.secrets_enc)
     head = (head_node.public_ip if head_node else None) or ""
-    script = render_script(cluster.setup, bootstrap_env(cluster, node, head))
+    script = render_script(cluster.setup, bootstrap_env(cluster, node, head),
+                           with_secrets=bool(secrets))
     deadline = time.monotonic() + s.bootstrap_step_s
     try:
         # One connection per step. The first one trusts the host key on first use (sshd of
@@ -110,11 +114,11 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
             # a crash in between only means the next step trusts the key on first use again,
             # and its start finds the script already running.
             pin = session.host_key if node.host_key is None else None
-            if await session.start(script):
+            if await session.start(script, render_secrets(secrets)):
                 # A short setup has often ended by the first read: one read and one write.
                 await asyncio.sleep(FIRST_READ_INTERVAL)
             return await _follow(w, cluster_id, node_id, session, node.output_offset, deadline,
-                                 pin=pin)
+                                 pin=pin, redactor=SecretRedactor(secrets.values()))
     except HostKeyChanged as exc:
         return await _fail(w, cluster_id, node_id, Reason.HOST_KEY_CHANGED,
                            f"the pod's SSH host key changed since it was pinned ({exc}); "
@@ -129,17 +133,18 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
 
 async def _follow(
     w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, session: BootstrapSession,
-    offset: int, deadline: float, *, pin: str | None,
+    offset: int, deadline: float, *, pin: str | None, redactor: SecretRedactor,
 ) -> bool:
     """Read output until the script ends or this step's time is up (then the next step is
     scheduled at once). The first write also pins the host key (`pin`) when this connection
-    trusted it."""
+    trusted it. Secret values in the lines are replaced (`redactor`) before they are
+    recorded."""
     lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS)
     interval = FIRST_READ_INTERVAL
     last_write = float("-inf")
     while True:
         progress = await session.read(lines.read_offset)
-        texts = lines.feed(progress.data, final=progress.complete)
+        texts = redactor.lines(lines.feed(progress.data, final=progress.complete))
         quiet = not texts and not progress.complete
         if quiet and time.monotonic() - last_write < w.settings.reconcile_grace_s / 2:
             # Nothing to record: skip the transaction (we hold the node's lease, so no other

@@ -36,7 +36,9 @@ def pod_name(prefix: str, cluster_id: uuid.UUID, index: int, attempt: int) -> st
 def pod_spec(cluster: Cluster, node: Node, name: str, data_centers: list[str]) -> PodSpec:
     env = {
         **cluster.env,
-        "PUBLIC_KEY": cluster.ssh_public_key,
+        # authorized_keys lines: Hangar's key, then the caller's (RunPod images append the
+        # whole value to root's authorized_keys). The cluster's secrets never go here.
+        "PUBLIC_KEY": "\n".join([cluster.ssh_public_key, *cluster.ssh_public_keys]),
         "HANGAR_CLUSTER_ID": str(cluster.id),
         "HANGAR_NODE_RANK": str(node.index),
         "HANGAR_NUM_NODES": str(cluster.node_count),

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "DATABASE_URL and REDIS_URL must be set for `hangar api` "
                 "(`hangar dev` starts embedded servers when they are unset)"
             )
+        settings.keyring.warm()  # refuses to start without HANGAR_SECRET_KEY
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                                        max_overflow=settings.db_max_overflow)

@@ -12,7 +12,8 @@ import time
 import typer
 
 cli = typer.Typer()
-keys = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+keys = typer.Typer(help="Manage API tokens and the encryption of stored secrets.",
+                   no_args_is_help=True)
 cli.add_typer(keys, name="keys")
 teams = typer.Typer(help="Manage teams and their limits.", no_args_is_help=True)
 cli.add_typer(teams, name="teams")
@@ -25,11 +26,23 @@ def _settings():
     from app.settings import get_settings
 
     settings = get_settings()
-    secrets = [settings.secret_key.get_secret_value()]
-    if settings.runpod_api_key is not None:
-        secrets.append(settings.runpod_api_key.get_secret_value())
+    secrets = [s.get_secret_value() for s in (settings.runpod_api_key, settings.secret_key)
+               if s is not None]
+    if settings.secret_key_old is not None:
+        from app.domain.crypto import parse_old_keys
+
+        secrets += parse_old_keys(settings.secret_key_old.get_secret_value())
     configure_logging(settings.log_level, settings.log_json, secrets=secrets)
     return settings
+
+
+def _require_secret_key(settings) -> None:
+    """`hangar api` and `hangar worker` store and read encrypted secrets: no key, no start."""
+    if not settings.has_secret_key:
+        from app.settings import MISSING_SECRET_KEY
+
+        typer.echo(f"error: {MISSING_SECRET_KEY}", err=True)
+        raise typer.Exit(2)
 
 
 def _database_url() -> str:
@@ -52,6 +65,7 @@ def api(
     import uvicorn
 
     settings = _settings()
+    _require_secret_key(settings)
     uvicorn.run(
         "app.api.app:create_app",
         factory=True,
@@ -70,6 +84,7 @@ def api(
 def worker() -> None:
     """Run an arq worker: provisioning jobs and the reconciler cron."""
     settings = _settings()
+    _require_secret_key(settings)
     from arq.worker import run_worker
 
     from workers.settings import worker_options
@@ -212,6 +227,35 @@ def keys_revoke(
         raise typer.Exit(1)
 
 
+@keys.command("rotate-secrets")
+def keys_rotate_secrets(
+    batch: int = typer.Option(200, min=1, help="Clusters re-encrypted per transaction."),
+) -> None:
+    """Re-encrypt every stored SSH private key and cluster secret with HANGAR_SECRET_KEY
+    (reading them with it or with HANGAR_SECRET_KEY_OLD). Run after setting the new key
+    everywhere (old one in HANGAR_SECRET_KEY_OLD); then HANGAR_SECRET_KEY_OLD can go."""
+    settings = _settings()
+    _require_secret_key(settings)
+    from app.db.session import make_engine, make_sessionmaker
+    from app.services.rotation import rotate_secrets
+
+    async def run():
+        engine = make_engine(_database_url(), pool_size=1)
+        try:
+            return await rotate_secrets(make_sessionmaker(engine), settings.keyring,
+                                        batch=batch)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    typer.echo(f"re-encrypted {result.rotated} cluster(s) with HANGAR_SECRET_KEY")
+    if result.failed:
+        shown = ", ".join(str(c) for c in result.failed[:20])
+        typer.echo(f"error: {len(result.failed)} cluster(s) could not be decrypted with "
+                   f"HANGAR_SECRET_KEY or HANGAR_SECRET_KEY_OLD: {shown}", err=True)
+        raise typer.Exit(1)
+
+
 @cli.command()
 def simulator(
     host: str = typer.Option("127.0.0.1"),
@@ -242,6 +286,13 @@ def dev(
 
     upgrade_head(db_url)
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url)
+    if not settings.has_secret_key:
+        from app.settings import DEV_SECRET_KEY
+
+        env["HANGAR_SECRET_KEY"] = DEV_SECRET_KEY
+        typer.echo("HANGAR_SECRET_KEY is not set: running on the development key, which "
+                   "protects nothing. Set HANGAR_SECRET_KEY before storing real secrets.",
+                   err=True)
     children: list[subprocess.Popen] = []
     exe = [sys.executable, "-m", "app.cli"]
     if settings.simulated:

@@ -119,6 +119,14 @@ class Cluster(Base):
     # SSH identity of the cluster: private key encrypted at rest (Fernet)
     ssh_public_key: Mapped[str] = mapped_column(Text)
     ssh_private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # The caller's OpenSSH public keys, installed on every node beside Hangar's own.
+    ssh_public_keys: Mapped[list[Any]] = mapped_column(
+        default=list, server_default=text("'[]'::jsonb"))
+    # The caller's secrets: names in the clear (sorted), values as one encrypted JSON object
+    # (HANGAR_SECRET_KEY), set to NULL in the transaction that ends the cluster.
+    secret_names: Mapped[list[Any]] = mapped_column(
+        default=list, server_default=text("'[]'::jsonb"))
+    secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     # Events get per-cluster sequence numbers assigned under this row's lock.
     last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -170,6 +178,7 @@ class Node(Base):
     data_center_id: Mapped[str | None] = mapped_column(String(64))
     public_ip: Mapped[str | None] = mapped_column(String(64))
     ssh_port: Mapped[int | None]
+    private_ip: Mapped[str | None] = mapped_column(String(64))  # on a private network
     host_key: Mapped[str | None] = mapped_column(Text)  # pinned at first connection
     hourly_rate: Mapped[float | None]
 

@@ -20,9 +20,10 @@ def make_provider(
     """The provider the settings describe (RunPod v2; the simulator is RunPod at another URL).
 
     `on_request(endpoint, outcome, seconds)` is called once per HTTP attempt (metrics).
-    `answering`: for the API, whose callers wait on the answer: one attempt per call, at
-    most 5 s, and a failed catalog read is not repeated for 5 s (reads serve the last good
-    catalog meanwhile); the caller gets a 503 with Retry-After at once and retries."""
+    `answering`: for the API, whose callers wait on the answer: two attempts per call (a
+    blip is absorbed), at most 5 s, and a failed catalog read is not repeated for 5 s
+    (reads serve the last good catalog meanwhile): the caller gets its 503 with
+    Retry-After at once and retries."""
     from app.providers.runpod import RunPodConfig, RunPodProvider
 
     if settings.runpod_api_key is None:
@@ -36,7 +37,7 @@ def make_provider(
         backoff_base=settings.runpod_backoff_base_s,
         call_deadline=min(settings.runpod_call_deadline_s, 5.0) if answering
         else settings.runpod_call_deadline_s,
-        retry_attempts=1 if answering else RunPodConfig.retry_attempts,
+        retry_attempts=2 if answering else RunPodConfig.retry_attempts,
         catalog_ttl=settings.catalog_ttl_s,
     )
     return RunPodProvider(config, http_client, on_request=on_request)

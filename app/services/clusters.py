@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Cluster, Node, Team
-from app.domain.crypto import encrypt
 from app.domain.errors import Conflict, NotFound
+from app.domain.secrets import encrypt_secrets
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.providers.base import Provider
 from app.schemas.clusters import ClusterCreate, ClusterOut, to_out
@@ -65,7 +65,10 @@ async def create_cluster(
                 max_hourly_cost=req.max_hourly_cost, quoted_hourly_rate=quote.hourly_rate,
                 placements=placements_for(quote.gpu, req.data_center_ids),
                 ssh_public_key=public_key,
-                ssh_private_key_enc=encrypt(settings.secret_key.get_secret_value(), private_key),
+                ssh_private_key_enc=settings.keyring.encrypt(private_key),
+                ssh_public_keys=req.ssh_public_keys,
+                secret_names=sorted(req.secrets),
+                secrets_enc=encrypt_secrets(settings.keyring, req.secret_values()),
                 last_event_seq=0, created_at=utcnow(),
             )
             cluster.nodes = [
@@ -122,7 +125,7 @@ async def create_cluster_once(
         return Accepted(202, to_out(cluster).model_dump(mode="json"), cluster.id, False)
 
     held = await idempotency.claim(
-        sessionmaker, team_id, idempotency_key, idempotency.request_hash(req),
+        sessionmaker, team_id, idempotency_key, idempotency.request_hash(req, settings.keyring),
         settings.idempotency_ttl_s,
     )
     if isinstance(held, idempotency.Replay):

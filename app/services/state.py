@@ -123,6 +123,8 @@ class ClusterTx:
             self._arm_expiry()
         if new == C.TERMINATED:
             c.terminated_at = self.now
+        if new.is_terminal:
+            c.secrets_enc = None  # nothing will bootstrap again: the secrets go
         data: dict[str, Any] = {"status": str(new)}
         if reason:
             data.update(reason=reason, message=message)

@@ -139,26 +139,24 @@ def test_a_pages_tag_ignores_the_ticking_cost_only() -> None:
 
 
 def _record() -> tuple:
-    """One row of the read path's select: team_id, the cluster's columns, its nodes."""
-    from app.schemas.clusters import CLUSTER_COLUMNS as _CLUSTER_COLUMNS
-    from app.schemas.clusters import NODE_COLUMNS as _NODE_COLUMNS
+    """One row of the read path's select: team_id, the cluster's columns, its nodes (the
+    columns the encoder names, in its order; those not given here are null)."""
+    from app.schemas.clusters import CLUSTER_COLUMNS, NODE_COLUMNS
 
     values = {
-        "id": uuid.uuid4(), "name": "c", "status": "ready", "reason": None, "message": None,
-        "gpu_type": "NVIDIA GeForce RTX 4090", "gpu_type_requested": "4090", "gpu_count": 1,
-        "node_count": 1, "cloud_type": "secure", "allocation": "on-demand", "image": "img",
-        "container_disk_gb": 50, "volume_gb": 20, "volume_mount_path": "/workspace",
-        "ports": ["22/tcp"], "env": {}, "data_center_ids": [], "setup": "",
-        "ttl_seconds": None, "max_hourly_cost": None, "ssh_public_key": "ssh-ed25519 A",
-        "created_at": T0, "ready_at": T0, "expires_at": None, "terminated_at": None,
+        "id": uuid.uuid4(), "name": "c", "status": "ready", "gpu_type": "NVIDIA GeForce RTX 4090",
+        "gpu_type_requested": "4090", "gpu_count": 1, "node_count": 1, "cloud_type": "secure",
+        "allocation": "on-demand", "image": "img", "container_disk_gb": 50, "volume_gb": 20,
+        "volume_mount_path": "/workspace", "ports": ["22/tcp"], "env": {},
+        "data_center_ids": [], "setup": "", "ssh_public_key": "ssh-ed25519 A",
+        "ssh_public_keys": [], "secret_names": [], "created_at": T0, "ready_at": T0,
     }
-    node = {"index": 0, "status": "ready", "reason": None, "message": None, "pod_id": "p",
-            "public_ip": "203.0.113.7", "ssh_port": 22001,
-            "gpu_type": "NVIDIA GeForce RTX 4090", "gpu_count": 1, "data_center_id": "EU",
-            "hourly_rate": 0.69, "started_at": T0 - timedelta(hours=1), "ready_at": T0,
-            "terminated_at": None}
-    assert list(values) == list(_CLUSTER_COLUMNS) and list(node) == list(_NODE_COLUMNS)
-    return (uuid.uuid4(), *values.values(), [tuple(node.values())])
+    node = {"index": 0, "status": "ready", "pod_id": "p", "public_ip": "203.0.113.7",
+            "ssh_port": 22001, "gpu_type": "NVIDIA GeForce RTX 4090", "gpu_count": 1,
+            "data_center_id": "EU", "hourly_rate": 0.69, "started_at": T0 - timedelta(hours=1),
+            "ready_at": T0}
+    return (uuid.uuid4(), *(values.get(f) for f in CLUSTER_COLUMNS),
+            [tuple(node.get(f) for f in NODE_COLUMNS)])
 
 
 async def test_finished_clusters_are_stable(db, client_for) -> None:
