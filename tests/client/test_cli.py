@@ -230,3 +230,29 @@ async def test_client_commands_load_nothing_of_the_server(served, token) -> None
     assert loaded & heavy == set()
     assert not {m for m in err.decode().split() if m.startswith("app.")} - {
         "app.cli", "app.cli.clusters", "app.cli.text"}
+
+
+async def test_ssh_onto_a_node_with_your_own_key(served, worker, sim, token, tmp_path) -> None:
+    """`create --ssh-key` puts the caller's key on every node; `hangar clusters ssh` runs
+    OpenSSH with the pinned host key (strict checking) and the command's exit status."""
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    (tmp_path / "id").write_bytes(key.export_private_key())
+    (tmp_path / "id").chmod(0o600)
+    (tmp_path / "id.pub").write_bytes(key.export_public_key())
+    env = cli_env(served.url, token, HOME=str(tmp_path))
+    run = await hangar(env, "clusters", "create", "--name", "mine", "--gpu-type", GPU,
+                       "--nodes", "2", "--ssh-key", str(tmp_path / "id.pub"), "--wait",
+                       "--json")
+    assert run.code == 0, run.err
+    cluster = run.documents[-1]
+    assert cluster["ssh_public_keys"] == [key.export_public_key().decode().strip()]
+    for node in ("0", "1"):
+        run = await hangar(env, "clusters", "ssh", cluster["id"], "--node", node,
+                           "-i", str(tmp_path / "id"), "--", "echo", "rank", node)
+        assert run.code == 0, run.err
+        assert run.out.strip() == f"rank {node}"
+    failing = await hangar(env, "clusters", "ssh", cluster["id"], "-i", str(tmp_path / "id"),
+                           "--", "exit", "3")
+    assert failing.code == 3  # the remote command's status, as ssh gives it
