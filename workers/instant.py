@@ -47,8 +47,8 @@ log = logging.getLogger("hangar.worker.instant")
 N = NodeStatus
 NETWORK = "cluster"
 LEAD = 0  # the node whose job and lease carry the Instant Cluster's provider calls
-# Instant Clusters read at once by one poll; reads not started after a third of the lease
-# wait for the next tick (the poll's job must end well within its timeout).
+# Instant Clusters read at once by one poll; reads not started in time wait for the next
+# tick (the poll's job must end within its timeout).
 READ_CONCURRENCY = 16
 
 
@@ -153,9 +153,10 @@ async def create_step(w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID) -> boo
                                       f"looking up Instant Cluster {maybe_created}: {exc.message}")
         if found is not None:
             return await _adopt(w, cluster_id, lead_id, maybe_created, found)
-        attempt = await _next_attempt(w, cluster_id, lead_id, maybe_created)
-        if attempt is None:
-            return True  # failed, deleted, or someone else moved first
+        # Still absent: the next step creates under a new attempt's name, committed first
+        # (one that appears late under this one is owned by nobody: the orphan sweep's).
+        # A step makes at most two RunPod calls in a row (docs/PIPELINE.md, "Retries").
+        return await _forget(w, cluster_id, lead_id, maybe_created)
 
     try:
         created = await w.provider.create_cluster(attempt.spec)
@@ -214,18 +215,18 @@ def cluster_spec(cluster: ClusterRow, lead: Node, name: str, dcs: list[str]) -> 
     )
 
 
-async def _next_attempt(
-    w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID, previous: str
-) -> Attempt | None:
-    """The previous name was looked up and is not there: a new attempt under a new name
-    (a cluster that appears late under the old one is the orphan sweep's)."""
+async def _forget(w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID, name: str) -> bool:
+    """The name was looked up (twice: after the failed create and now) and is not there:
+    clear it, so the next step plans a new attempt. True: go on with the lead now."""
     async with w.locked(cluster_id) as tx:
-        lead = tx.node(lead_id)
-        c = tx.cluster
-        if (lead is None or lead.status != N.CREATING or c.provider_cluster_id is not None
-                or c.provider_cluster_name != previous):
-            return None
-        return _plan_attempt(w, tx, lead)
+        lead, c = tx.node(lead_id), tx.cluster
+        if lead is None:
+            return False
+        if (lead.status == N.CREATING and c.provider_cluster_id is None
+                and c.provider_cluster_name == name):
+            c.provider_cluster_name = None
+            tx.check_again(lead, 0, wake=False)  # this job goes on with it now
+        return True
 
 
 async def _refused(w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID, attempt: Attempt,
@@ -334,7 +335,10 @@ async def poll_clusters(w: Work, rows: list[Any]) -> tuple[int, float]:
     for r in rows:
         clusters[r.cluster_id].append(r)
     gate = asyncio.Semaphore(READ_CONCURRENCY)
-    read_by = time.monotonic() + w.settings.lease_s / 3
+    # A read (two requests, each within the call deadline) started by then ends within the
+    # poll's job timeout (the lease minus 5 s).
+    s = w.settings
+    read_by = time.monotonic() + max(s.lease_s - 5 - 2 * s.runpod_call_deadline_s, 1.0)
 
     async def read(provider_id: str | None) -> Cluster | None | Exception:
         if provider_id is None:

@@ -79,6 +79,22 @@ async def test_lost_create_is_adopted_not_duplicated(hangar, worker, sim) -> Non
     assert only_cluster(sim).id == body["provider_cluster_id"]
 
 
+async def test_create_that_failed_before_creating_is_retried_under_a_new_name(
+        hangar, worker, sim) -> None:
+    # A 503 before the simulator creates anything: the name is looked up (twice, a retry
+    # apart) before a new attempt, under a new name, creates it.
+    sim.faults.server_error(503, count=1, endpoint="create_cluster")
+    cid = await create(hangar, nodes=2, setup="true")
+    body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
+    assert body["status"] == "ready", body
+    assert sim.count("create_cluster") == 2 and sim.count("create_cluster", status=503) == 1
+    assert [c.name[-3:] for c in sim.all_clusters()] == ["-a2"]
+    assert sim.count("list_clusters") >= 2, "looked up before creating again"
+    notices = [e["data"]["code"] for e in await events(hangar, cid)
+               if e["type"] == "cluster.notice"]
+    assert notices == ["provider_retry"]
+
+
 async def test_no_capacity_in_first_data_center_placed_in_second(hangar, worker, sim) -> None:
     sim.faults.capacity(gpu_ids=GPU, data_centers="US-KS-2", products="CLUSTER")
     cid = await create(hangar, nodes=2, data_center_ids=["US-KS-2", "EU-RO-1"], setup="true")
