@@ -28,7 +28,8 @@ With `--network` naming more than one network, each size runs once per network (
 Cluster needs 2 nodes or more: smaller sizes run as pods only), and the figures of a size are
 keyed `<size>` for `public` and `<size>-<network>` otherwise. For Instant Clusters it also
 prints RunPod requests per Instant Cluster (one create, one delete, and the reads of its
-members: one `get_cluster` per poll tick while they start).
+members: one `get_cluster` per poll tick while they start, counted as the most in any
+second).
 
 Diagnosis: BENCH_PROFILE=<dir> samples every process with py-spy (if installed) into
 collapsed stacks; BENCH_LOG_STATEMENTS=1 logs every SQL statement of the run's database.
@@ -107,7 +108,7 @@ def runs_of(sizes: list[int], networks: list[str]) -> list[tuple[int, str]]:
 
 
 def instant_figures(bench: Bench, ics: list[dict[str, Any]], counts: Counter,
-                    reads_per_tick: int) -> dict[str, Any]:
+                    reads_peak: int) -> dict[str, Any]:
     """RunPod's side of the run's Instant Clusters: how many were created per Hangar cluster,
     requests per Instant Cluster, reads per poll tick, and any left alive."""
     posted = [c for c, i in bench.posted.items() if i["network"] == "cluster"]
@@ -123,7 +124,7 @@ def instant_figures(bench: Bench, ics: list[dict[str, Any]], counts: Counter,
         "alive_after_teardown": sum(1 for ic in ics if ic["alive"]),
         "requests_per_instant_cluster": {
             ep: round(counts.get(ep, 0) / len(posted), 2) for ep in endpoints},
-        "get_cluster_per_tick_max": reads_per_tick,
+        "get_cluster_per_s_max": reads_peak,
     }
 
 
@@ -213,9 +214,10 @@ class Bench:
                             "t_post": t_post}
         return cid
 
-    async def cluster_reads_per_tick(self) -> int:
-        """The most `GET /clusters/{id}` one Instant Cluster got within any poll tick
-        (POLL_TICK_S): the readiness poll's cost per cluster at its busiest."""
+    async def cluster_reads_peak(self, window_s: float = 1.0) -> int:
+        """The most `GET /clusters/{id}` one Instant Cluster got within any `window_s`
+        seconds: the readiness poll's cost per cluster at its busiest (one poll per tick
+        of POLL_TICK_S; a late one may overlap the next)."""
         r = await self.sim.get("/_sim/requests", params={"endpoint": "get_cluster"})
         r.raise_for_status()
         by: dict[str, list[float]] = defaultdict(list)
@@ -226,7 +228,7 @@ class Bench:
             times.sort()
             first = 0
             for last, t in enumerate(times):
-                while t - times[first] >= POLL_TICK_S:
+                while t - times[first] >= window_s:
                     first += 1
                 peak = max(peak, last - first + 1)
         return peak
@@ -399,7 +401,7 @@ async def main_async(args) -> int:
             list_peak = await bench.list_pods_peak()
             every_pod = await sim_pods(stack.sim_origin)
             ics = await bench.instant_clusters()
-            reads_per_tick = await bench.cluster_reads_per_tick()
+            reads_peak = await bench.cluster_reads_peak()
         finally:
             await bench.close()
         peak = {p.name: mib(p.peak_rss_kib) for p in procs if p is not None}
@@ -429,7 +431,7 @@ async def main_async(args) -> int:
     for f in per_size.values():  # e.g. "a 64-node cluster ready within 2 s of a 1-node one"
         f["p50_gap_to_smallest_s"] = rnd(f["post_to_ready_p50_s"] - smallest) if (
             smallest is not None and f["post_to_ready_p50_s"] is not None) else None
-    instant = instant_figures(bench, ics, all_counts, reads_per_tick)
+    instant = instant_figures(bench, ics, all_counts, reads_peak)
     nodes = sum(r["node_count"] for r in rows.values())
     last_ready = max((float(r["ready"]) for r in ready.values()), default=None)
     wall = (last_ready - t_start) if last_ready else None
@@ -509,8 +511,9 @@ async def main_async(args) -> int:
             f"clusters ({instant['duplicates']} duplicates), {instant['alive_after_teardown']} "
             "left after teardown; RunPod requests per Instant Cluster: " + ", ".join(
                 f"{k} {v}" for k, v in instant["requests_per_instant_cluster"].items())
-            + f"; get_cluster per poll tick at most {instant['get_cluster_per_tick_max']} "
-            "(each also lists its members: GET /clusters/{id}/pods)")
+            + f"; get_cluster of one Instant Cluster at its busiest: "
+            f"{instant['get_cluster_per_s_max']} in one second (the poll tick is "
+            f"{POLL_TICK_S} s; each read also lists the members: GET /clusters/{{id}}/pods)")
     lines.append("peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in peak.items()))
     lines.append("CPU s while provisioning: " + ", ".join(f"{k} {v}" for k, v in
                                                         cpu_prov.items()))
@@ -530,7 +533,7 @@ async def main_async(args) -> int:
         targets["one create and one delete per Instant Cluster"] = (
             per["create_cluster"] == 1 and per["delete_cluster"] == 1)
         targets["one read per Instant Cluster per poll tick"] = (
-            instant["get_cluster_per_tick_max"] <= 1)
+            instant["get_cluster_per_s_max"] <= round(1 / POLL_TICK_S))
     figures["targets"] = targets
     lines += [f"target {k}: {'met' if v else 'NOT met'}" for k, v in targets.items()]
     report("provision", lines, figures, args.json)

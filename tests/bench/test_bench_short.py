@@ -83,7 +83,7 @@ def test_provision_instant_clusters_short(services) -> None:
     assert ic["created"] == 1 and ic["duplicates"] == 0 and ic["alive_after_teardown"] == 0
     assert ic["requests_per_instant_cluster"]["create_cluster"] == 1
     assert ic["requests_per_instant_cluster"]["delete_cluster"] == 1
-    assert ic["get_cluster_per_tick_max"] == 1
+    assert 1 <= ic["get_cluster_per_s_max"] <= 2  # one read per 0.5 s poll tick
     assert f["orphan_pods"] == 0 and f["duplicate_pods"] == 0
 
 
