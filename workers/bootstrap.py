@@ -64,13 +64,33 @@ async def _snapshot(
         return cluster, node, head
 
 
+# torchrun's rendezvous port on node 0 (MASTER_PORT), as RunPod sets it on Instant Clusters.
+MASTER_PORT = "29500"
+
+
+def node_addr(cluster: Cluster, node: Node | None) -> str:
+    """The node's address on the cluster's network: its public IP for `public`, its private
+    (global networking or Instant Cluster overlay) address otherwise."""
+    if node is None:
+        return ""
+    addr = node.public_ip if cluster.network == "public" else node.private_ip
+    return addr or ""
+
+
 def bootstrap_env(cluster: Cluster, node: Node, head_addr: str) -> dict[str, str]:
+    """What the setup script gets: the cluster's env, Hangar's variables, and the ones
+    torchrun-style launchers read (the caller's env wins for those: they are not Hangar's)."""
     return {
+        "MASTER_ADDR": head_addr,
+        "MASTER_PORT": MASTER_PORT,
+        "NODE_RANK": str(node.index),
+        "NNODES": str(cluster.node_count),
         **cluster.env,
         "HANGAR_CLUSTER_ID": str(cluster.id),
         "HANGAR_NODE_RANK": str(node.index),
         "HANGAR_NUM_NODES": str(cluster.node_count),
         "HANGAR_HEAD_ADDR": head_addr,
+        "HANGAR_NODE_ADDR": node_addr(cluster, node),
     }
 
 
@@ -98,7 +118,7 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
                            "the pod has no public SSH address")
     key = decrypt(s.keyring, cluster.ssh_private_key_enc)
     secrets = decrypt_secrets(s.keyring, cluster.secrets_enc)
-    head = (head_node.public_ip if head_node else None) or ""
+    head = node_addr(cluster, head_node)
     script = render_script(cluster.setup, bootstrap_env(cluster, node, head),
                            with_secrets=bool(secrets))
     deadline = time.monotonic() + s.bootstrap_step_s

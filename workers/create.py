@@ -55,6 +55,8 @@ def pod_spec(cluster: Cluster, node: Node, name: str, data_centers: list[str]) -
         ports=tuple(cluster.ports),
         env=env,
         data_center_ids=tuple(data_centers),
+        global_networking=cluster.network == "private",
+        network_volume_id=cluster.network_volume_id,
     )
 
 

@@ -14,7 +14,15 @@ from app.api.hub import EventHub
 from app.api.methods import HeadAsGet
 from app.api.middleware import RequestContextMiddleware
 from app.api.readcache import ClusterReadCache
-from app.api.routes import clusters, events, gpu_types, health, spend, stream_tokens
+from app.api.routes import (
+    clusters,
+    events,
+    gpu_types,
+    health,
+    network_volumes,
+    spend,
+    stream_tokens,
+)
 from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
 from app.gctune import tune_gc
@@ -83,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The routes carry their router's prefix and tags already; the document lists the
     # paths in ROUTERS' order.
     app.router.routes.extend(clusters.router.routes)
-    for router in (events.router, stream_tokens.router, gpu_types.router, spend.router,
+    for router in (events.router, stream_tokens.router, gpu_types.router,
+                   network_volumes.router, spend.router,
                    health.router, metrics_route.router):
         app.include_router(router)
     app.router.routes.extend(ui_routes())  # the dashboard at /ui (app/ui/)
@@ -95,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 # The order of the OpenAPI document's paths.
 ROUTERS = (health.router, metrics_route.router, clusters.router, events.router,
-           stream_tokens.router, gpu_types.router, spend.router)
+           stream_tokens.router, gpu_types.router, network_volumes.router, spend.router)
 
 
 DESCRIPTION = """\

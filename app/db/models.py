@@ -115,6 +115,18 @@ class Cluster(Base):
     # Where to try creating pods, in order: each entry is a list of data center ids
     # ([] = let the provider choose). A capacity error moves a node to the next entry.
     placements: Mapped[list[Any]]
+    # How the nodes reach each other: public, private (global networking) or cluster (one
+    # RunPod Instant Cluster); and an existing network volume mounted on every node.
+    network: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
+    network_volume_id: Mapped[str | None] = mapped_column(String(64))
+    # network `cluster`: intent before side effect, as for pods. The Instant Cluster's name
+    # (unique per cluster and attempt) is committed before the create; its id once known.
+    # The attempt numbers the names; the candidate indexes `placements` (one data center
+    # per create).
+    provider_cluster_name: Mapped[str | None] = mapped_column(String(128))
+    provider_cluster_id: Mapped[str | None] = mapped_column(String(128))
+    provider_cluster_attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    provider_cluster_candidate: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # SSH identity of the cluster: private key encrypted at rest (Fernet)
     ssh_public_key: Mapped[str] = mapped_column(Text)

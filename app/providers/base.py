@@ -161,6 +161,17 @@ class NetworkVolume:
 
 
 @dataclass(frozen=True)
+class DataCenter:
+    """A data center of the provider's catalog (what placement rules need of it)."""
+
+    id: str
+    name: str
+    region: str | None
+    global_network: bool  # offers global networking (`PodSpec.global_networking`)
+    network_volume_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DataCenterStock:
     id: str
     availability: str  # NONE, LOW, MEDIUM, HIGH
@@ -302,6 +313,9 @@ class Provider(Protocol):
 
     async def resolve_gpu_type(self, query: str) -> GpuType:
         """Map what a person typed to one catalog entry, or raise GpuTypeNotFound/Ambiguous."""
+
+    async def data_centers(self, *, refresh: bool = False) -> list[DataCenter]:
+        """The data centers (global networking, volume tiers), cached with a TTL."""
 
     # Instant Clusters: one create and one delete per cluster; members come and go with it.
 

@@ -26,6 +26,11 @@ from app.domain.sshkeys import MAX_KEY_CHARS, MAX_KEYS, check_public_key
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.settings import DEFAULT_IMAGE
 
+# Independent pods per cluster (one create each), and RunPod's Instant Cluster range
+# (`ClusterCompute.podCount`: one create for the whole cluster).
+MAX_POD_NODES = 64
+MIN_CLUSTER_NODES, MAX_CLUSTER_NODES = 2, 250
+Network = Literal["public", "private", "cluster"]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PORT = re.compile(r"^(\d{1,5})/(tcp|http|udp)$")
 RESERVED_ENV = ("PUBLIC_KEY",)
@@ -70,7 +75,19 @@ class ClusterCreate(BaseModel):
         ),
     ]
     gpu_count: Annotated[int, Field(ge=1, le=8, description="GPUs per node")] = 1
-    nodes: Annotated[int, Field(ge=1, le=64, description="Pods in the cluster")] = 1
+    network: Annotated[
+        Network,
+        Field(description=(
+            "How the nodes reach each other. `public`: independent pods, `HANGAR_HEAD_ADDR` "
+            "is node 0's public IP. `private`: independent pods with RunPod global "
+            "networking, each with a private address the others reach. `cluster`: one "
+            "RunPod Instant Cluster (2-250 nodes in one data center, secure cloud, a private "
+            "overlay network). See `private_ip` on the nodes.")),
+    ] = "public"
+    nodes: Annotated[int, Field(
+        ge=1, le=MAX_CLUSTER_NODES,
+        description=f"Pods in the cluster: 1-{MAX_POD_NODES} independent pods, or "
+        f"{MIN_CLUSTER_NODES}-{MAX_CLUSTER_NODES} with `network: cluster`")] = 1
     cloud_type: Literal["secure", "community"] = pods.CLOUD_TYPE  # type: ignore[assignment]
     allocation: Literal["on-demand", "spot", "spot-if-available"] = "on-demand"
     image: Annotated[
@@ -107,10 +124,26 @@ class ClusterCreate(BaseModel):
             "returned (responses list `secret_names`); a value that appears in bootstrap "
             "output becomes `[redacted]`. Deleted when the cluster ends.")),
     ] = {}
+    network_volume_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description=(
+            "An existing RunPod network volume (`GET /network-volumes`), mounted at "
+            "`volume_mount_path` on every node; the cluster is placed in its data center. "
+            "`volume_gb` is then 0 (RunPod mounts one volume per pod); sending it above 0 "
+            "is a 422.")),
+    ] = None
     ttl_seconds: Annotated[int | None, Field(ge=1, le=30 * 24 * 3600)] = None
     max_hourly_cost: Annotated[
         float | None, Field(gt=0, le=1_000_000, allow_inf_nan=False)
     ] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _network_volume_defaults(cls, data: Any) -> Any:
+        # With a network volume the persistent volume defaults to none: RunPod mounts one.
+        if isinstance(data, dict) and data.get("network_volume_id") and "volume_gb" not in data:
+            return {**data, "volume_gb": 0}
+        return data
 
     @field_validator("*", mode="after")
     @classmethod
@@ -126,6 +159,39 @@ class ClusterCreate(BaseModel):
                 text.encode()
             except UnicodeEncodeError:
                 raise ValueError("contains an unpaired surrogate (not valid UTF-8)") from None
+        return v
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes_for_network(cls, v: int, info: ValidationInfo) -> int:
+        network = info.data.get("network")
+        if network == "cluster" and not MIN_CLUSTER_NODES <= v <= MAX_CLUSTER_NODES:
+            raise ValueError(
+                f"network 'cluster' (one RunPod Instant Cluster) needs {MIN_CLUSTER_NODES} "
+                f"to {MAX_CLUSTER_NODES} nodes; use network 'public' or 'private' for one node")
+        if network != "cluster" and v > MAX_POD_NODES:
+            raise ValueError(
+                f"at most {MAX_POD_NODES} nodes as independent pods; network 'cluster' (one "
+                f"RunPod Instant Cluster) takes up to {MAX_CLUSTER_NODES}")
+        return v
+
+    @field_validator("cloud_type")
+    @classmethod
+    def _instant_cluster_cloud(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("network") == "cluster" and v != "secure":
+            raise ValueError(
+                "RunPod Instant Clusters (network 'cluster') run on the secure cloud only; "
+                "send cloud_type 'secure' (the default), or use network 'public' or "
+                "'private' for community pods")
+        return v
+
+    @field_validator("network_volume_id")
+    @classmethod
+    def _one_volume(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("volume_gb"):
+            raise ValueError(
+                "a network volume replaces the pod volume (RunPod mounts one): leave "
+                "volume_gb out or send 0; the network volume is mounted at volume_mount_path")
         return v
 
     @field_validator("volume_gb")
@@ -213,13 +279,14 @@ class ClusterCreate(BaseModel):
 
     @model_validator(mode="after")
     def _mount(self) -> ClusterCreate:
-        if self.volume_gb and self.volume_mount_path == "/":
+        if (self.volume_gb or self.network_volume_id) and self.volume_mount_path == "/":
             raise ValueError("volume_mount_path cannot be '/'")
         return self
 
     def secret_values(self) -> dict[str, str]:
         """The secrets in the clear (to encrypt them; never to answer with)."""
         return {name: value.get_secret_value() for name, value in self.secrets.items()}
+
 
 
 class ClusterUpdate(BaseModel):
@@ -282,7 +349,8 @@ EXAMPLE_CLUSTER = {
     "gpu_type_requested": "RTX 4090", "gpu_count": 1, "node_count": 1, "cloud_type": "secure",
     "allocation": "on-demand", "image": DEFAULT_IMAGE, "container_disk_gb": 50,
     "volume_gb": 20, "volume_mount_path": "/workspace", "ports": ["22/tcp"],
-    "env": {"WANDB_PROJECT": "llama"}, "data_center_ids": [], "setup": "nvidia-smi",
+    "env": {"WANDB_PROJECT": "llama"}, "data_center_ids": [], "network": "public",
+    "network_volume_id": None, "provider_cluster_id": None, "setup": "nvidia-smi",
     "ttl_seconds": 3600, "max_hourly_cost": 2.0,
     "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... hangar-train-llama",
     "ssh_public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... ada@laptop"],
@@ -321,6 +389,10 @@ class ClusterOut(BaseModel):
     ports: list[str]
     env: dict[str, str]
     data_center_ids: list[str]
+    network: Network
+    network_volume_id: str | None
+    provider_cluster_id: str | None = Field(
+        description="The RunPod Instant Cluster's id (network `cluster`, once created), else null")
     setup: str
     ttl_seconds: int | None
     max_hourly_cost: float | None
@@ -358,7 +430,9 @@ CLUSTER_COLUMNS: dict[str, str] = {
     "gpu_count": "gpu_count", "node_count": "node_count", "cloud_type": "cloud_type",
     "allocation": "allocation", "image": "image", "container_disk_gb": "container_disk_gb",
     "volume_gb": "volume_gb", "volume_mount_path": "volume_mount_path", "ports": "ports",
-    "env": "env", "data_center_ids": "data_center_ids", "setup": "setup",
+    "env": "env", "data_center_ids": "data_center_ids",
+    "network": "network", "network_volume_id": "network_volume_id",
+    "provider_cluster_id": "provider_cluster_id", "setup": "setup",
     "ttl_seconds": "ttl_seconds", "max_hourly_cost": "max_hourly_cost",
     "ssh_public_key": "ssh_public_key", "ssh_public_keys": "ssh_public_keys",
     "secret_names": "secret_names", "created_at": "created_at", "ready_at": "ready_at",

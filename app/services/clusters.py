@@ -19,7 +19,8 @@ from app.schemas.clusters import ClusterCreate, ClusterOut, to_out
 from app.services import idempotency
 from app.services.dispatch import Dispatcher
 from app.services.limits import check_team_limits
-from app.services.quotes import placements_for, resolve_and_quote
+from app.services.networks import plan_network
+from app.services.quotes import resolve_and_quote
 from app.services.state import ClusterGone, ClusterTx, locked_cluster, utcnow
 from app.settings import Settings
 from app.ssh.keys import generate_keypair
@@ -46,6 +47,7 @@ async def create_cluster(
     what it writes commits with the cluster, and if it raises nothing is created."""
     req = with_defaults(req, settings)
     quote = await resolve_and_quote(provider, req)
+    plan = await plan_network(provider, req, quote.gpu)
     private_key, public_key = generate_keypair(comment=f"hangar-{req.name}")
     async with sessionmaker() as session:
         async with session.begin():
@@ -63,7 +65,9 @@ async def create_cluster(
                 ports=req.ports, env=req.env, data_center_ids=req.data_center_ids,
                 setup=req.setup, ttl_seconds=req.ttl_seconds,
                 max_hourly_cost=req.max_hourly_cost, quoted_hourly_rate=quote.hourly_rate,
-                placements=placements_for(quote.gpu, req.data_center_ids),
+                placements=plan.placements,
+                network=req.network, network_volume_id=req.network_volume_id,
+                provider_cluster_attempt=0, provider_cluster_candidate=0,
                 ssh_public_key=public_key,
                 ssh_private_key_enc=settings.keyring.encrypt(private_key),
                 ssh_public_keys=req.ssh_public_keys,
@@ -87,8 +91,11 @@ async def create_cluster(
             for node in cluster.nodes:
                 tx.event("node.pending", {"status": "pending", "node": node.index})
                 # Due now: one job (node 0's) creates every pending node of the cluster
-                # (workers/create.py); the reconciler covers the others if it is lost.
-                tx.check_again(node, 0, wake=node.index == 0)
+                # (workers/create.py); the reconciler covers the others if it is lost. An
+                # Instant Cluster is node 0's alone (workers/instant.py): the others wait.
+                lead = node.index == 0
+                tx.check_again(node, 0 if lead or req.network != "cluster" else None,
+                               wake=lead)
             if on_accept is not None:
                 await on_accept(session, cluster)
     await dispatcher.after_commit(tx)

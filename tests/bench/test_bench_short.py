@@ -74,6 +74,19 @@ def test_provision_short(services) -> None:
     assert all(v for v in f["peak_rss_mib"].values())
 
 
+def test_provision_instant_clusters_short(services) -> None:
+    f = run_script("provision.py", "--sizes", "3", "--network", "public,cluster",
+                   "--clusters", "1", "--start-delay", "0.3")
+    assert f["ready"] == 2 and f["failed"] == {}, f["failed"]
+    assert set(f["per_size"]) == {"3", "3-cluster"}
+    ic = f["instant_clusters"]
+    assert ic["created"] == 1 and ic["duplicates"] == 0 and ic["alive_after_teardown"] == 0
+    assert ic["requests_per_instant_cluster"]["create_cluster"] == 1
+    assert ic["requests_per_instant_cluster"]["delete_cluster"] == 1
+    assert 1 <= ic["get_cluster_per_s_max"] <= 2  # one read per 0.5 s poll tick
+    assert f["orphan_pods"] == 0 and f["duplicate_pods"] == 0
+
+
 def test_api_short(services) -> None:
     f = run_script("api.py", "--duration", "1", "--rounds", "1", "--clusters", "10",
                    "--page", "10", "--seed-nodes", "1", "--connections", "16",

@@ -35,10 +35,12 @@ async function follow(api, token) {
   try {
     const id = await create(api, token);
     const list = await fetch(api + "/clusters", {headers: {"Authorization": "Bearer " + token}});
-    const etag = list.headers.get("ETag");
     log("list " + list.status + " items=" + (await list.json()).items.length);
-    const again = await fetch(api + "/clusters", {cache: "no-store", headers: {
-      "Authorization": "Bearer " + token, "If-None-Match": etag}});
+    // A page that does not change while the cluster starts: its ETag revalidates.
+    const ended = api + "/clusters?status=terminated";
+    const first = await fetch(ended, {headers: {"Authorization": "Bearer " + token}});
+    const again = await fetch(ended, {cache: "no-store", headers: {
+      "Authorization": "Bearer " + token, "If-None-Match": first.headers.get("ETag")}});
     log("revalidated " + again.status);
     const t = await fetch(api + "/clusters/" + id + "/stream-tokens",
                           {method: "POST", headers: {"Authorization": "Bearer " + token}});
