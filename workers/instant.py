@@ -41,7 +41,7 @@ from app.services.state import ClusterGone, ClusterTx, utcnow
 from workers.context import Work
 from workers.create import pod_spec, retry_delay
 from workers.poll import _check_budget, _push_deadlines
-from workers.teardown import teardown_delay
+from workers.teardown import retry_teardown
 
 log = logging.getLogger("hangar.worker.instant")
 N = NodeStatus
@@ -445,14 +445,7 @@ async def teardown_step(w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID) -> b
             lead = tx.node(lead_id)
             if lead is None or lead.status != N.TERMINATING:
                 return lead is not None
-            lead.terminate_attempts += 1
-            delay = teardown_delay(lead.terminate_attempts)
-            tx.check_again(lead, delay)
-            if lead.terminate_attempts & (lead.terminate_attempts - 1) == 0:
-                tx.notice(f"deleting Instant Cluster {provider_id or name} failed "
-                          f"({exc.message}); retrying in {delay:.0f}s "
-                          f"(attempt {lead.terminate_attempts})",
-                          node=lead, code="terminate_retry")
+            retry_teardown(tx, lead, f"deleting Instant Cluster {provider_id or name}", exc)
         return False
     async with w.locked(cluster_id) as tx:
         lead = tx.node(lead_id)

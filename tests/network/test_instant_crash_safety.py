@@ -4,15 +4,13 @@ twice by hand: one Instant Cluster, the setup started once per member."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import uuid
 
 from sqlalchemy import select
 
 from app.db.models import Node
 from app.services import dispatch
-from tests.support.stack import events, settings_env, wait_for
+from tests.support.stack import WorkerProcesses, events, wait_for
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep
 from workers.jobs import node_step, poll_starting
@@ -20,24 +18,11 @@ from workers.jobs import node_step, poll_starting
 GPU = "NVIDIA GeForce RTX 4090"
 
 
-async def start_worker_process(settings) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "worker", env=settings_env(settings),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
 async def test_worker_killed_mid_create_and_mid_bootstrap(hangar, sim, app_settings) -> None:
     # The create takes 1.5 s at the simulator (and creates): the first kill lands in flight.
     sim.faults.latency(1.5, endpoint="create_cluster", count=1)
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def restart() -> None:
-        procs.append(await start_worker_process(app_settings))
-
-    async def kill() -> None:
-        procs[-1].send_signal(signal.SIGKILL)
-        await procs[-1].wait()
+    workers = WorkerProcesses(app_settings)
+    restart, kill = workers.start, workers.kill
 
     try:
         await restart()
@@ -65,10 +50,7 @@ async def test_worker_killed_mid_create_and_mid_bootstrap(hangar, sim, app_setti
         body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
         assert body["status"] == "ready", body
     finally:
-        for proc in procs:  # never leave a worker behind to take other tests' jobs
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
+        await workers.stop()  # never leave a worker behind to take other tests' jobs
     assert len(sim.all_clusters()) == 1, "the create in flight was adopted, not repeated"
     assert body["provider_cluster_id"] == sim.all_clusters()[0].id
     members = sim.alive_pods()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import sys
 import uuid
 
@@ -21,7 +20,7 @@ from sqlalchemy import select
 from app.db.models import Cluster
 from app.domain.crypto import Keyring, KeyUnavailable
 from app.domain.secrets import decrypt_secrets
-from tests.support.stack import RunningWorker, events, settings_env, wait_for
+from tests.support.stack import RunningWorker, WorkerProcesses, events, settings_env, wait_for
 
 SSH_COMMAND = re.compile(r"^ssh root@(\S+) -p (\d+)$")
 TOKEN = "hf_" + uuid.uuid4().hex  # a secret value: never in an event
@@ -92,27 +91,14 @@ echo done
 """
 
 
-async def start_worker_process(settings) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "worker", env=settings_env(settings),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
 async def test_secrets_survive_worker_kills_and_go_with_the_cluster(
     hangar, sim, app_settings, db
 ) -> None:
     # Creates take 1 s: the first kill lands before any script started (the bootstrap is
     # done by a new process, from the rows); the second while the setup runs.
     sim.faults.latency(1.0, endpoint="create", count=2)
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def restart() -> None:
-        procs.append(await start_worker_process(app_settings))
-
-    async def kill() -> None:
-        procs[-1].send_signal(signal.SIGKILL)
-        await procs[-1].wait()
+    workers = WorkerProcesses(app_settings)
+    restart, kill = workers.start, workers.kill
 
     try:
         await restart()
@@ -142,10 +128,7 @@ async def test_secrets_survive_worker_kills_and_go_with_the_cluster(
         await hangar.delete(f"/clusters/{cid}")
         body = await wait_for(hangar, cid, {"terminated"}, timeout=30)
     finally:
-        for proc in procs:  # never leave a worker behind to take other tests' jobs
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
+        await workers.stop()  # never leave a worker behind to take other tests' jobs
 
     assert body["secret_names"] == ["HF_TOKEN"]  # names stay; values are gone
     async with db() as session:

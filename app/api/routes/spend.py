@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.api import cursors
 from app.api.deps import CurrentCaller, Session
 from app.api.docs import problems
 from app.api.errors import ApiError
@@ -72,18 +72,6 @@ def _utc(value: str | None, name: str) -> datetime | None:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(422, "invalid_cursor",
-                       "cursor is not one this API returned; start again without it") from exc
-
-
 @router.get(
     "/usage",
     response_model=UsageOut,
@@ -111,7 +99,7 @@ async def get_usage(
         description="End of the window, excluded (default: the end of `from`'s month)")] = None,
     group_by: Annotated[Literal["day", "cluster", "gpu_type"], Query()] = "day",
     limit: Annotated[int, Query(ge=1, le=1000, description="Clusters per page")] = 200,
-    cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=cursors.PATTERN)] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
     kind = best_match(accept, ["application/json", CSV])
@@ -128,12 +116,12 @@ async def get_usage(
     paged = group_by == "cluster" and kind != CSV
     rows = await spend.usage(
         session, caller.team_id, since, until, group_by, now,
-        after=_after(cursor) if (cursor and paged) else None,
+        after=cursors.decode(cursor) if (cursor and paged) else None,
         limit=limit + 1 if paged else None)
     nxt = None
     if paged and len(rows) > limit:
         rows = rows[:limit]
-        nxt = str(request.url.include_query_params(cursor=_cursor(rows[-1].key)))
+        nxt = str(request.url.include_query_params(cursor=cursors.encode(rows[-1].key)))
     if paged:  # the window's total over every page
         total = await spend.total(session, caller.team_id, since, until, now)
     else:
