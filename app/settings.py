@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.domain.crypto import Keyring, keyring, parse_old_keys
 from app.redis_names import RedisNames
 
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
+# What `hangar dev` runs on when HANGAR_SECRET_KEY is unset (and says so). Never for real use.
+DEV_SECRET_KEY = "hangar-dev-insecure-secret"
+MISSING_SECRET_KEY = (
+    "HANGAR_SECRET_KEY is not set. It encrypts the SSH private keys and secrets Hangar "
+    "stores: set it to a Fernet key (python -c \"from cryptography.fernet import Fernet; "
+    "print(Fernet.generate_key().decode())\") or a long passphrase, the same in every API "
+    "and worker process. Only `hangar dev` runs without it, on a development key."
+)
+
+
+class MissingSecretKey(RuntimeError):
+    """HANGAR_SECRET_KEY is needed and not set."""
+
+
+# scheme://host[:port], as a browser sends it in `Origin` (no path, no trailing slash).
+_ORIGIN = re.compile(r"(?i)^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def parse_origins(value: Any) -> list[str]:
+    """`HANGAR_CORS_ORIGINS`: comma-separated origins (or a JSON list of them), `*` for any."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        value = json.loads(value)
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    origins: list[str] = []
+    for item in items:
+        origin = str(item).strip().rstrip("/")
+        if not origin:
+            continue
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] "
+                             "(e.g. https://dash.example.com), without a path")
+        scheme, _, rest = origin.partition("://")
+        origins.append(origin if origin == "*" else f"{scheme.lower()}://{rest.lower()}")
+    return origins
 
 
 def async_database_url(url: str) -> str:
@@ -38,10 +76,13 @@ class Settings(BaseSettings):
                                           alias="HANGAR_RUNPOD_CALL_DEADLINE")
     catalog_ttl_s: float = Field(default=60.0, alias="HANGAR_CATALOG_TTL")
 
-    # Fernet key (urlsafe base64, 32 bytes) or any passphrase, which is stretched into one.
-    secret_key: SecretStr = Field(
-        default=SecretStr("hangar-dev-insecure-secret"), alias="HANGAR_SECRET_KEY"
-    )
+    # Encrypts stored SSH private keys and cluster secrets: a Fernet key (urlsafe base64 of
+    # 32 bytes), used as it is, or a passphrase, stretched with scrypt (app/domain/crypto.py).
+    # Required by `hangar api` and `hangar worker`; only `hangar dev` runs on DEV_SECRET_KEY.
+    secret_key: SecretStr | None = Field(default=None, alias="HANGAR_SECRET_KEY")
+    # Earlier keys, comma-separated: decryption only, until `hangar keys rotate-secrets` has
+    # re-encrypted the stored rows with HANGAR_SECRET_KEY.
+    secret_key_old: SecretStr | None = Field(default=None, alias="HANGAR_SECRET_KEY_OLD")
 
     data_dir: Path = Field(default=Path(".hangar"), alias="HANGAR_DATA_DIR")
     # Prefix of every Redis key, queue, job id and channel of this deployment: deployments
@@ -74,6 +115,11 @@ class Settings(BaseSettings):
     max_live_nodes: int = Field(default=64, alias="HANGAR_MAX_LIVE_NODES")
     max_live_clusters: int = Field(default=100, alias="HANGAR_MAX_LIVE_CLUSTERS")
     max_hourly_spend: float = Field(default=500.0, alias="HANGAR_MAX_HOURLY_SPEND")
+    # USD per UTC month; unset: no budget. Creates are refused once the month's cost reaches it.
+    team_monthly_budget: float | None = Field(default=None, ge=0,
+                                              alias="HANGAR_TEAM_MONTHLY_BUDGET")
+    # Days a finished cluster's events are kept (then deleted; the cluster and its cost stay).
+    event_retention_days: float = Field(default=30, gt=0, alias="HANGAR_EVENT_RETENTION_DAYS")
     sse_heartbeat_s: float = Field(default=15.0, alias="HANGAR_SSE_HEARTBEAT")
 
     # API read path (docs/read-path.md)
@@ -106,6 +152,19 @@ class Settings(BaseSettings):
     # Seconds an idle keep-alive connection stays open after a response.
     http_keepalive_s: int = Field(default=5, ge=1, alias="HANGAR_HTTP_KEEPALIVE")
 
+    # Browsers (docs/browser.md): origins a page may call the API from (none by default).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                         alias="HANGAR_CORS_ORIGINS")
+
+    # Seconds a stream token (a browser's read-only grant to one event stream) is valid.
+    stream_token_ttl_s: int = Field(default=300, ge=1, le=24 * 3600,
+                                    alias="HANGAR_STREAM_TOKEN_TTL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: Any) -> list[str]:
+        return parse_origins(v)
+
     @field_validator("database_url")
     @classmethod
     def _asyncpg(cls, v: str | None) -> str | None:
@@ -124,6 +183,18 @@ class Settings(BaseSettings):
     @property
     def redis_names(self) -> RedisNames:
         return RedisNames(self.redis_namespace)
+
+    @property
+    def has_secret_key(self) -> bool:
+        return bool(self.secret_key and self.secret_key.get_secret_value())
+
+    @property
+    def keyring(self) -> Keyring:
+        """HANGAR_SECRET_KEY (encrypts and decrypts) and HANGAR_SECRET_KEY_OLD (decrypts)."""
+        if self.secret_key is None or not self.secret_key.get_secret_value():
+            raise MissingSecretKey(MISSING_SECRET_KEY)
+        old = self.secret_key_old.get_secret_value() if self.secret_key_old else None
+        return keyring(self.secret_key.get_secret_value(), parse_old_keys(old))
 
     @property
     def simulated(self) -> bool:

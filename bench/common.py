@@ -601,6 +601,16 @@ async def sim_pods(origin: str, alive: bool | None = None) -> list[dict[str, Any
         return r.json()["pods"]
 
 
+def node_of(pod: Mapping[str, Any]) -> str:
+    """The node a simulated pod was created for: `<prefix>-<cluster hex>-n<index>`, whatever
+    its attempt suffix; an Instant Cluster member (`<prefix>-<hex>-ic-a<attempt>-<rank>`)
+    is node `rank`."""
+    name = pod.get("name") or ""
+    if pod.get("clusterId") is not None:
+        return f"{name.split('-ic-', 1)[0]}-n{pod.get('rank')}"
+    return name.rsplit("-a", 1)[0]
+
+
 def duplicate_pods(pods: Iterable[Mapping[str, Any]], prefix: str = "hangar") -> dict[str, int]:
     """Nodes (`<prefix>-<cluster hex>-n<index>`) for which the simulator created more than
     one pod, whatever their attempt suffix or status. Returns node -> pod count (> 1)."""
@@ -609,7 +619,7 @@ def duplicate_pods(pods: Iterable[Mapping[str, Any]], prefix: str = "hangar") ->
         name = p.get("name") or ""
         if not name.startswith(prefix + "-"):
             continue
-        node = name.rsplit("-a", 1)[0]
+        node = node_of(p)
         per_node[node] = per_node.get(node, 0) + 1
     return {k: v for k, v in per_node.items() if v > 1}
 

@@ -20,6 +20,16 @@ Examples (the figures in the benchmark report come from these):
     uv run python bench/provision.py --sizes 1 --clusters 1000 --start-delay 0 [--workers 2]
     # one 16-node cluster whose pods run after 2 s: POST -> ready and requests by endpoint
     uv run python bench/provision.py --sizes 16 --clusters 1 --start-delay 2
+    # a 64-node Instant Cluster next to 64 independent pods, one at a time, interleaved
+    uv run python bench/provision.py --sizes 64 --network public,cluster --clusters 3 \
+        --sequential --start-delay 1
+
+With `--network` naming more than one network, each size runs once per network (an Instant
+Cluster needs 2 nodes or more: smaller sizes run as pods only), and the figures of a size are
+keyed `<size>` for `public` and `<size>-<network>` otherwise. For Instant Clusters it also
+prints RunPod requests per Instant Cluster (one create, one delete, and the reads of its
+members: one `get_cluster` per poll tick while they start, counted as the most in any
+second).
 
 Diagnosis: BENCH_PROFILE=<dir> samples every process with py-spy (if installed) into
 collapsed stacks; BENCH_LOG_STATEMENTS=1 logs every SQL statement of the run's database.
@@ -52,6 +62,7 @@ from bench.common import (  # noqa: E402
     machine_speed_ms,
     median,
     mib,
+    node_of,
     percentile,
     plain_pg,
     report,
@@ -80,7 +91,45 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--concurrency", type=int, default=32, help="concurrent POSTs/DELETEs")
     p.add_argument("--timeout", type=float, default=600, help="give up waiting after this (s)")
     p.add_argument("--gpu-type", default="4090")
-    return p.parse_args(argv)
+    p.add_argument("--network", default="public",
+                   help="comma separated: public, private, cluster (e.g. public,cluster)")
+    args = p.parse_args(argv)
+    args.networks = [n.strip() for n in args.network.split(",") if n.strip()]
+    unknown = set(args.networks) - {"public", "private", "cluster"}
+    if unknown or not args.networks:
+        p.error(f"--network: unknown {sorted(unknown)}; use public, private, cluster")
+    return args
+
+
+def runs_of(sizes: list[int], networks: list[str]) -> list[tuple[int, str]]:
+    """(size, network) pairs the run posts: an Instant Cluster needs at least 2 nodes."""
+    return [(size, network) for size in sizes for network in networks
+            if network != "cluster" or size >= 2]
+
+
+def instant_figures(bench: Bench, ics: list[dict[str, Any]], counts: Counter,
+                    reads_peak: int) -> dict[str, Any]:
+    """RunPod's side of the run's Instant Clusters: how many were created per Hangar cluster,
+    requests per Instant Cluster, reads per poll tick, and any left alive."""
+    posted = [c for c, i in bench.posted.items() if i["network"] == "cluster"]
+    if not posted:
+        return {}
+    per_hangar = Counter(ic["name"].split("-ic-", 1)[0] for ic in ics)
+    endpoints = ("create_cluster", "delete_cluster", "get_cluster", "list_cluster_pods",
+                 "list_clusters")
+    return {
+        "clusters": len(posted),
+        "created": len(ics),
+        "duplicates": sum(n - 1 for n in per_hangar.values()),
+        "alive_after_teardown": sum(1 for ic in ics if ic["alive"]),
+        "requests_per_instant_cluster": {
+            ep: round(counts.get(ep, 0) / len(posted), 2) for ep in endpoints},
+        "get_cluster_per_s_max": reads_peak,
+    }
+
+
+def key_of(size: int, network: str) -> str:
+    return str(size) if network == "public" else f"{size}-{network}"
 
 
 def setup_run_time(setup: str, env: dict[str, str]) -> float:
@@ -135,11 +184,14 @@ class Bench:
         return peak
 
     async def creates_per_node(self) -> dict[str, int]:
-        """min/max `POST /pods` requests per node (any answer), from the simulator's record."""
+        """min/max `POST /pods` requests per node of independent pods (any answer), from the
+        simulator's record (Instant Clusters' nodes are created by one create each)."""
         r = await self.sim.get("/_sim/requests", params={"endpoint": "create_pod"})
         r.raise_for_status()
         per = Counter((q["pod_name"] or "?").rsplit("-a", 1)[0] for q in r.json()["requests"])
-        nodes = await self.db.fetchval("SELECT count(*) FROM nodes")  # type: ignore[union-attr]
+        nodes = await self.db.fetchval(  # type: ignore[union-attr]
+            "SELECT count(*) FROM nodes n JOIN clusters c ON c.id = n.cluster_id "
+            "WHERE c.network <> 'cluster'")
         return {"min": min(per.values(), default=0) if len(per) == nodes else 0,
                 "max": max(per.values(), default=0)}
 
@@ -150,16 +202,42 @@ class Bench:
             "SELECT xact_commit + xact_rollback FROM pg_stat_database "
             "WHERE datname = current_database()"))
 
-    async def post(self, size: int, i: int) -> str:
+    async def post(self, size: int, i: int, network: str = "public") -> str:
         body = {"name": f"bench-{size}-{i}", "gpu_type": self.args.gpu_type, "nodes": size,
-                "setup": self.args.setup}
+                "setup": self.args.setup, "network": network}
         t_post = time.time()
         r = await self.client.post("/clusters", json=body)
         if r.status_code != 202:
             raise RuntimeError(f"POST /clusters -> {r.status_code}: {r.text[:500]}")
         cid = r.json()["id"]
-        self.posted[cid] = {"size": size, "t_post": t_post}
+        self.posted[cid] = {"size": size, "network": network, "key": key_of(size, network),
+                            "t_post": t_post}
         return cid
+
+    async def cluster_reads_peak(self, window_s: float = 1.0) -> int:
+        """The most `GET /clusters/{id}` one Instant Cluster got within any `window_s`
+        seconds: the readiness poll's cost per cluster at its busiest (one poll per tick
+        of POLL_TICK_S; a late one may overlap the next)."""
+        r = await self.sim.get("/_sim/requests", params={"endpoint": "get_cluster"})
+        r.raise_for_status()
+        by: dict[str, list[float]] = defaultdict(list)
+        for q in r.json()["requests"]:
+            by[q["cluster_id"] or q["path"]].append(q["time"])
+        peak = 0
+        for times in by.values():
+            times.sort()
+            first = 0
+            for last, t in enumerate(times):
+                while t - times[first] >= window_s:
+                    first += 1
+                peak = max(peak, last - first + 1)
+        return peak
+
+    async def instant_clusters(self) -> list[dict[str, Any]]:
+        """Every Instant Cluster the simulator created (deleted ones too)."""
+        r = await self.sim.get("/_sim/clusters")
+        r.raise_for_status()
+        return r.json()["clusters"]
 
     async def statuses(self, ids: list[str] | None = None) -> dict[str, str]:
         assert self.db is not None
@@ -200,22 +278,23 @@ class Bench:
     async def provision(self) -> dict[str, Any]:
         a = self.args
         sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
+        runs = runs_of(sizes, a.networks)
         sem = asyncio.Semaphore(a.concurrency)
 
-        async def post_one(size: int, i: int) -> str:
+        async def post_one(size: int, i: int, network: str) -> str:
             async with sem:
-                return await self.post(size, i)
+                return await self.post(size, i, network)
 
         t0 = time.time()
         if a.sequential:
-            # Interleave the sizes so they see the same machine load.
+            # Interleave the sizes and networks so they see the same machine load.
             for i in range(a.clusters):
-                for size in sizes:
-                    cid = await self.post(size, i)
+                for size, network in runs:
+                    cid = await self.post(size, i, network)
                     await self.wait_status([cid], TERMINAL, a.timeout)
         else:
-            ids = await asyncio.gather(*(post_one(size, i) for i in range(a.clusters)
-                                         for size in sizes))
+            ids = await asyncio.gather(*(post_one(size, i, network) for i in range(a.clusters)
+                                         for size, network in runs))
             posted_s = time.time() - t0
             await self.wait_status(list(ids), TERMINAL, a.timeout)
             return {"post_all_s": posted_s}
@@ -242,7 +321,7 @@ class Bench:
             "extract(epoch FROM ready_at) AS ready FROM clusters")
         return {r["id"]: dict(r) for r in rows}
 
-    async def phases(self) -> dict[int, dict[str, list[float]]]:
+    async def phases(self) -> dict[str, dict[str, list[float]]]:
         """Per-cluster phase durations (s) from the events and the simulator's pod record."""
         assert self.db is not None
         events = await self.db.fetch(
@@ -257,7 +336,7 @@ class Bench:
             if p.get("startedAt"):
                 hexid = p["name"].split("-")[1]
                 running[hexid].append(ts(p["startedAt"]) or 0.0)
-        out: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for cid, info in self.posted.items():
             ev = by.get(cid)
             if not ev or not ev.get("cluster.ready"):
@@ -265,7 +344,7 @@ class Bench:
             t_post = info["t_post"]
             ready = ev["cluster.ready"][0]
             started = running.get(cid.replace("-", ""), [])
-            o = out[info["size"]]
+            o = out[info["key"]]
             # POST -> first node creating (API, queue, worker pickup); first creating -> last
             # node starting (creates); last pod RUNNING -> last node seen running by the poll;
             # last node bootstrapping -> cluster ready (SSH: pin, start, output, exit code).
@@ -321,6 +400,8 @@ async def main_async(args) -> int:
             creates = await bench.creates_per_node()
             list_peak = await bench.list_pods_peak()
             every_pod = await sim_pods(stack.sim_origin)
+            ics = await bench.instant_clusters()
+            reads_peak = await bench.cluster_reads_peak()
         finally:
             await bench.close()
         peak = {p.name: mib(p.peak_rss_kib) for p in procs if p is not None}
@@ -329,30 +410,34 @@ async def main_async(args) -> int:
     ready = {cid: r for cid, r in rows.items() if r["status"] == "ready"}
     failed = {cid: r for cid, r in rows.items() if r["status"] != "ready"}
     per_size: dict[str, Any] = {}
-    for size in sizes:
+    for size, network in runs_of(sizes, args.networks):
+        key = key_of(size, network)
         lat = [float(rows[c]["ready"]) - info["t_post"] for c, info in bench.posted.items()
-               if info["size"] == size and c in ready]
+               if info["key"] == key and c in ready]
         over = [x - args.start_delay - args.provision_delay - setup_s for x in lat]
-        per_size[str(size)] = {
-            "clusters": sum(1 for i in bench.posted.values() if i["size"] == size),
+        per_size[key] = {
+            "nodes": size, "network": network,
+            "clusters": sum(1 for i in bench.posted.values() if i["key"] == key),
             "ready": len(lat),
             "post_to_ready_p50_s": rnd(percentile(lat, 50)),
             "post_to_ready_p90_s": rnd(percentile(lat, 90)),
             "post_to_ready_max_s": rnd(max(lat) if lat else None),
             "overhead_p50_s": rnd(percentile(over, 50)),
             "overhead_p90_s": rnd(percentile(over, 90)),
-            "phases_p50_s": {k: rnd(percentile(v, 50)) for k, v in phases[size].items()},
+            "phases_p50_s": {k: rnd(percentile(v, 50)) for k, v in phases[key].items()},
         }
-    smallest = per_size[str(min(sizes))]["post_to_ready_p50_s"]
+    first = next(iter(per_size))  # the smallest size, on the first network
+    smallest = per_size[first]["post_to_ready_p50_s"]
     for f in per_size.values():  # e.g. "a 64-node cluster ready within 2 s of a 1-node one"
         f["p50_gap_to_smallest_s"] = rnd(f["post_to_ready_p50_s"] - smallest) if (
             smallest is not None and f["post_to_ready_p50_s"] is not None) else None
+    instant = instant_figures(bench, ics, all_counts, reads_peak)
     nodes = sum(r["node_count"] for r in rows.values())
     last_ready = max((float(r["ready"]) for r in ready.values()), default=None)
     wall = (last_ready - t_start) if last_ready else None
     per_node = {k: round(v / nodes, 3) for k, v in sorted(all_counts.items())} if nodes else {}
     dups = duplicate_pods(every_pod)
-    pods_per_node = Counter(p["name"].rsplit("-a", 1)[0] for p in every_pod)
+    pods_per_node = Counter(node_of(p) for p in every_pod)
     ssh = {"connections": sum(p.get("sshConnections", 0) for p in every_pod),
            "commands": sum(p.get("sshCommands", 0) for p in every_pod)}
     figures: dict[str, Any] = {
@@ -382,6 +467,7 @@ async def main_async(args) -> int:
             k: round(v * 1000 / nodes, 1) for k, v in cpu_prov.items()
             if nodes and k not in ("machine_busy_pct", "steal_pct", "wall_s")},
         "peak_rss_mib": peak, "rss_at_ready_mib": rss_ready, "cpu_provisioning_s": cpu_prov,
+        "instant_clusters": instant,
         **extra,
     }
     lines = [
@@ -394,12 +480,13 @@ async def main_async(args) -> int:
         f"ready {len(ready)}, failed {len(failed)}"
         + "".join(f"\n  failed {c}: {r['reason']}: {r['message']}" for c, r in failed.items()),
     ]
-    for size, f in per_size.items():
+    label = {k: f"{f['nodes']}-node {f['network']}" for k, f in per_size.items()}
+    for key, f in per_size.items():
         lines.append(
-            f"{size}-node: POST->ready p50 {f['post_to_ready_p50_s']}s p90 "
+            f"{label[key]}: POST->ready p50 {f['post_to_ready_p50_s']}s p90 "
             f"{f['post_to_ready_p90_s']}s max {f['post_to_ready_max_s']}s; control-plane "
             f"overhead p50 {f['overhead_p50_s']}s p90 {f['overhead_p90_s']}s; p50 "
-            f"{f['p50_gap_to_smallest_s']}s after the {min(sizes)}-node one")
+            f"{f['p50_gap_to_smallest_s']}s after the {label[first]} one")
         lines.append("  phases p50 (s): " + ", ".join(
             f"{k} {v}" for k, v in f["phases_p50_s"].items()))
     if wall:
@@ -418,6 +505,15 @@ async def main_async(args) -> int:
         f"{k} {v}" for k, v in figures["jobs_per_node_provisioning"].items()))
     lines.append(f"pods created {len(every_pod)} for {nodes} nodes; orphans {len(alive)}; "
                  f"nodes with duplicate pods {len(dups)}")
+    if instant:
+        lines.append(
+            f"Instant Clusters: {instant['created']} created for {instant['clusters']} "
+            f"clusters ({instant['duplicates']} duplicates), {instant['alive_after_teardown']} "
+            "left after teardown; RunPod requests per Instant Cluster: " + ", ".join(
+                f"{k} {v}" for k, v in instant["requests_per_instant_cluster"].items())
+            + f"; get_cluster of one Instant Cluster at its busiest: "
+            f"{instant['get_cluster_per_s_max']} in one second (the poll tick is "
+            f"{POLL_TICK_S} s; each read also lists the members: GET /clusters/{{id}}/pods)")
     lines.append("peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in peak.items()))
     lines.append("CPU s while provisioning: " + ", ".join(f"{k} {v}" for k, v in
                                                         cpu_prov.items()))
@@ -432,10 +528,17 @@ async def main_async(args) -> int:
         targets["64-node ready within 2 s of 1-node"] = per_size["64"]["p50_gap_to_smallest_s"] <= 2
     if sizes == [1] and len(rows) >= 1000 and not args.sequential and wall:
         targets[f"{len(rows)} clusters ready <= 60 s ({args.workers} worker(s))"] = wall <= 60
+    if instant:
+        per = instant["requests_per_instant_cluster"]
+        targets["one create and one delete per Instant Cluster"] = (
+            per["create_cluster"] == 1 and per["delete_cluster"] == 1)
+        targets["one read per Instant Cluster per poll tick"] = (
+            instant["get_cluster_per_s_max"] <= round(1 / POLL_TICK_S))
     figures["targets"] = targets
     lines += [f"target {k}: {'met' if v else 'NOT met'}" for k, v in targets.items()]
     report("provision", lines, figures, args.json)
-    ok = not failed and not alive and not dups
+    ok = not failed and not alive and not dups and not (
+        instant and (instant["duplicates"] or instant["alive_after_teardown"]))
     return 0 if ok else 1
 
 

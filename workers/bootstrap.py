@@ -16,6 +16,7 @@ from sqlalchemy.orm import raiseload
 
 from app.db.models import Cluster, Node
 from app.domain.crypto import decrypt
+from app.domain.secrets import decrypt_secrets
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.services.state import ClusterTx, utcnow
 from app.ssh.bootstrap import (
@@ -28,7 +29,8 @@ from app.ssh.bootstrap import (
     SSHUnavailable,
 )
 from app.ssh.output import OutputLines
-from app.ssh.script import render_script
+from app.ssh.redact import SecretRedactor
+from app.ssh.script import render_script, render_secrets
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.bootstrap")
@@ -73,28 +75,49 @@ async def _snapshot(
 
 
 SECRET_KEY_MISMATCH_MESSAGE = (
-    "the worker cannot decrypt this cluster's stored SSH key: its HANGAR_SECRET_KEY differs "
-    "from that of the API process that accepted the cluster (give every API and worker "
-    "process the same HANGAR_SECRET_KEY)")
+    "the worker cannot decrypt this cluster's stored SSH key and secrets: its "
+    "HANGAR_SECRET_KEY (and HANGAR_SECRET_KEY_OLD) differ from the key of the API process "
+    "that accepted the cluster (give every API and worker process the same key)")
 
 
-def private_key(w: Work, cluster: Cluster) -> str | None:
-    """The cluster's SSH private key, or None when this process cannot decrypt it (a
-    different HANGAR_SECRET_KEY): the node fails with `secret_key_mismatch` at once rather
-    than retrying until its bootstrap timeout."""
+def decrypted(w: Work, cluster: Cluster) -> tuple[str, dict[str, str]] | None:
+    """The cluster's SSH private key and secrets, or None when this process cannot decrypt
+    them (another HANGAR_SECRET_KEY): the cluster fails with `secret_key_mismatch` at once
+    rather than retrying until its bootstrap timeout."""
     try:
-        return decrypt(w.settings.secret_key.get_secret_value(), cluster.ssh_private_key_enc)
-    except ValueError:
+        return (decrypt(w.settings.keyring, cluster.ssh_private_key_enc),
+                decrypt_secrets(w.settings.keyring, cluster.secrets_enc))
+    except ValueError:  # KeyUnavailable
         return None
 
 
+# torchrun's rendezvous port on node 0 (MASTER_PORT), as RunPod sets it on Instant Clusters.
+MASTER_PORT = "29500"
+
+
+def node_addr(cluster: Cluster, node: Node | None) -> str:
+    """The node's address on the cluster's network: its public IP for `public`, its private
+    (global networking or Instant Cluster overlay) address otherwise."""
+    if node is None:
+        return ""
+    addr = node.public_ip if cluster.network == "public" else node.private_ip
+    return addr or ""
+
+
 def bootstrap_env(cluster: Cluster, node: Node, head_addr: str) -> dict[str, str]:
+    """What the setup script gets: the cluster's env, Hangar's variables, and the ones
+    torchrun-style launchers read (the caller's env wins for those: they are not Hangar's)."""
     return {
+        "MASTER_ADDR": head_addr,
+        "MASTER_PORT": MASTER_PORT,
+        "NODE_RANK": str(node.index),
+        "NNODES": str(cluster.node_count),
         **cluster.env,
         "HANGAR_CLUSTER_ID": str(cluster.id),
         "HANGAR_NODE_RANK": str(node.index),
         "HANGAR_NUM_NODES": str(cluster.node_count),
         "HANGAR_HEAD_ADDR": head_addr,
+        "HANGAR_NODE_ADDR": node_addr(cluster, node),
     }
 
 
@@ -120,12 +143,14 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
     if not (node.public_ip and node.ssh_port):  # a bootstrapping node always has them
         return await _fail(w, cluster_id, node_id, Reason.PROVIDER_ERROR,
                            "the pod has no public SSH address")
-    key = private_key(w, cluster)
-    if key is None:
+    opened = decrypted(w, cluster)
+    if opened is None:
         return await _fail(w, cluster_id, node_id, Reason.SECRET_KEY_MISMATCH,
                            SECRET_KEY_MISMATCH_MESSAGE)
-    head = (head_node.public_ip if head_node else None) or ""
-    script = render_script(cluster.setup, bootstrap_env(cluster, node, head))
+    key, secrets = opened
+    head = node_addr(cluster, head_node)
+    script = render_script(cluster.setup, bootstrap_env(cluster, node, head),
+                           with_secrets=bool(secrets))
     deadline = time.monotonic() + s.bootstrap_step_s
     try:
         # One connection per step. The first one trusts the host key on first use (sshd of
@@ -139,11 +164,12 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
             # a crash in between only means the next step trusts the key on first use again,
             # and its start finds the script already running.
             pin = session.host_key if node.host_key is None else None
-            if await session.start(script):
+            if await session.start(script, render_secrets(secrets)):
                 # A short setup has often ended by the first read: one read and one write.
                 await asyncio.sleep(FIRST_READ_INTERVAL)
             return await _follow(w, cluster_id, node_id, session, node.output_offset, deadline,
-                                 pin=pin, capped=node.output_lines >= MAX_LINES_PER_NODE)
+                                 pin=pin, redactor=SecretRedactor(secrets.values()),
+                                 capped=node.output_lines >= MAX_LINES_PER_NODE)
     except HostKeyChanged as exc:
         return await _fail(w, cluster_id, node_id, Reason.HOST_KEY_CHANGED,
                            f"the pod's SSH host key changed since it was pinned ({exc}); "
@@ -158,17 +184,19 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
 
 async def _follow(
     w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, session: BootstrapSession,
-    offset: int, deadline: float, *, pin: str | None, capped: bool = False,
+    offset: int, deadline: float, *, pin: str | None, redactor: SecretRedactor,
+    capped: bool = False,
 ) -> bool:
     """Read output until the script ends or this step's time is up (then the next step is
     scheduled at once). The first write also pins the host key (`pin`) when this connection
-    trusted it. `capped`: the node has shown all the lines it may."""
+    trusted it. Secret values in the lines are replaced (`redactor`) before they are
+    recorded. `capped`: the node has shown all the lines it may."""
     lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS)
     interval = FIRST_READ_INTERVAL
     last_write = float("-inf")
     while True:
         progress = await session.read(lines.read_offset, READ_BYTES)
-        texts = lines.feed(progress.data, final=progress.complete)
+        texts = redactor.lines(lines.feed(progress.data, final=progress.complete))
         done, skipped = lines.offset, (0, 0)
         if len(progress.data) >= READ_BYTES and not progress.complete:
             # More is waiting than one read takes: beyond the limits, skip it.

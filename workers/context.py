@@ -46,6 +46,7 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
     settings = settings or get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL must be set for `hangar worker`")
+    settings.keyring.warm()  # refuses to start without HANGAR_SECRET_KEY
     if settings.worker_metrics_port and not ctx.get("metrics_started"):
         start_worker_metrics_server(settings.worker_metrics_port)
         ctx["metrics_started"] = True

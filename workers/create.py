@@ -22,7 +22,7 @@ from app.providers.base import (
 )
 from app.services.state import ClusterTx
 from workers import leases
-from workers.bootstrap import SECRET_KEY_MISMATCH_MESSAGE, private_key
+from workers.bootstrap import SECRET_KEY_MISMATCH_MESSAGE, decrypted
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.create")
@@ -37,7 +37,9 @@ def pod_name(prefix: str, cluster_id: uuid.UUID, index: int, attempt: int) -> st
 def pod_spec(cluster: Cluster, node: Node, name: str, data_centers: list[str]) -> PodSpec:
     env = {
         **cluster.env,
-        "PUBLIC_KEY": cluster.ssh_public_key,
+        # authorized_keys lines: Hangar's key, then the caller's (RunPod images append the
+        # whole value to root's authorized_keys). The cluster's secrets never go here.
+        "PUBLIC_KEY": "\n".join([cluster.ssh_public_key, *cluster.ssh_public_keys]),
         "HANGAR_CLUSTER_ID": str(cluster.id),
         "HANGAR_NODE_RANK": str(node.index),
         "HANGAR_NUM_NODES": str(cluster.node_count),
@@ -54,6 +56,8 @@ def pod_spec(cluster: Cluster, node: Node, name: str, data_centers: list[str]) -
         ports=tuple(cluster.ports),
         env=env,
         data_center_ids=tuple(data_centers),
+        global_networking=cluster.network == "private",
+        network_volume_id=cluster.network_volume_id,
     )
 
 
@@ -140,7 +144,7 @@ async def create_batch(
     try:
         attempts: dict[uuid.UUID, Attempt] = {}
         async with w.locked(cluster_id) as tx:
-            if private_key(w, tx.cluster) is None:
+            if decrypted(w, tx.cluster) is None:
                 # Its pods could never be bootstrapped: fail before creating any.
                 lead = tx.node(lead_id)
                 if lead is not None and lead.status == N.PENDING:

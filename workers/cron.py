@@ -14,6 +14,7 @@ from app.domain.status import ClusterStatus, NodeStatus
 from app.providers.base import ProviderError
 from app.services.state import utcnow
 from workers.context import Work, work
+from workers.instant import sweep_clusters
 
 log = logging.getLogger("hangar.worker.cron")
 N = NodeStatus
@@ -37,8 +38,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
             .limit(BATCH)
         )).all()
-        expired = (await session.scalars(
-            select(Cluster.id).where(
+        expired = (await session.execute(
+            select(Cluster.id, Cluster.expires_at).where(
                 Cluster.status == ClusterStatus.READY, Cluster.expires_at <= now
             ).limit(BATCH)
         )).all()
@@ -50,8 +51,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             await w.dispatcher.recover(node_id)
     if poll:
         await w.dispatcher.poll(0)
-    for cluster_id in expired:
-        await w.dispatcher.expire(cluster_id, 0)
+    for cluster_id, expires_at in expired:
+        await w.dispatcher.expire(cluster_id, expires_at)
     if nodes or expired:
         log.info("reconciler re-enqueued %d nodes, %d expiries", len(nodes), len(expired))
     return {"nodes": len(nodes), "expired": len(expired)}
@@ -91,7 +92,13 @@ async def sweep_orphans(ctx: dict[str, Any]) -> int:
 
 async def sweep(w: Work) -> int:
     """Terminate pods carrying Hangar's prefix that no live node owns, once they are older
-    than the grace period (a create may be in flight for a node that has not recorded it)."""
+    than the grace period (a create may be in flight for a node that has not recorded it);
+    and Instant Clusters likewise (workers/instant.py). Returns how many it removed."""
+    stop_at = time.monotonic() + SWEEP_BUDGET_S
+    return await _sweep_pods(w, stop_at) + await sweep_clusters(w, stop_at)
+
+
+async def _sweep_pods(w: Work, stop_at: float) -> int:
     prefix = w.settings.pod_name_prefix + "-"
     try:
         pods = await w.provider.list_pods(name_prefix=prefix)
@@ -109,7 +116,6 @@ async def sweep(w: Work) -> int:
     now = utcnow()
     grace = timedelta(seconds=w.settings.orphan_grace_s)
     swept = 0
-    stop_at = time.monotonic() + SWEEP_BUDGET_S
     for pod in pods:
         if pod.is_gone or pod.id in owned_ids or pod.name in owned_names:
             continue

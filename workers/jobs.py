@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.db.models import Node
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.services.state import ClusterGone
-from workers import leases
+from workers import instant, leases
 from workers.bootstrap import bootstrap_step
 from workers.context import work
 from workers.create import create_batch, create_step
@@ -23,6 +23,8 @@ log = logging.getLogger("hangar.worker")
 N = NodeStatus
 BUSY_RETRY_S = 0.5
 MAX_INLINE_STEPS = 6
+# Statuses whose step differs for the nodes of an Instant Cluster (workers/instant.py).
+INSTANT_STEPS = (N.PENDING, N.CREATING, N.TERMINATING)
 
 
 async def node_step(ctx: dict[str, Any], node_id: str) -> str:
@@ -82,6 +84,8 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
 async def _step(w, cluster_id: uuid.UUID, node_id: uuid.UUID, status: str,
                 owner: uuid.UUID) -> bool:
     """The step for the node's status; True to go on at once."""
+    if status in INSTANT_STEPS and await instant.is_instant(w, cluster_id):
+        return await instant.step(w, cluster_id, node_id, status)  # one Instant Cluster
     if status == N.PENDING:  # with every other pending node of its cluster
         return await create_batch(w, cluster_id, node_id, owner)
     if status == N.CREATING:
@@ -108,8 +112,8 @@ async def expire_cluster(ctx: dict[str, Any], cluster_id: str) -> str:
             c = tx.cluster
             if c.status != ClusterStatus.READY or c.expires_at is None:
                 return "not ready"
-            if c.expires_at > tx.now:
-                await w.dispatcher.expire(c.id, (c.expires_at - tx.now).total_seconds())
+            if c.expires_at > tx.now:  # the TTL was extended since this check was set
+                await w.dispatcher.expire(c.id, c.expires_at)
                 return "early"
             tx.request_delete(Reason.TTL_EXPIRED, f"ttl of {c.ttl_seconds}s expired")
     except ClusterGone:

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from sqlalchemy import select, update
 
-from app.db.models import Node
+from app.db.models import Cluster, Node
 from app.domain.billing import is_billing
 from app.domain.status import NodeStatus, Reason
 from app.providers.base import Pod, ProviderError
@@ -33,23 +33,42 @@ def poll_delay(w: Work, oldest_age_s: float) -> float:
 
 
 async def poll_starting(w: Work) -> int:
-    """Advance every `starting` node from one pod list. Returns how many are still starting."""
+    """Advance every `starting` node: independent pods from one pod list, Instant Clusters
+    from one read each (workers/instant.py). Returns how many are still starting."""
+    from workers import instant  # it imports this module's helpers
+
     started = time.time()
     async with w.autocommit() as session:
         rows = (
             await session.execute(
                 select(Node.id, Node.cluster_id, Node.pod_id, Node.provision_started_at,
-                       Node.next_check_at).where(Node.status == N.STARTING)
+                       Node.next_check_at, Cluster.network, Cluster.provider_cluster_id)
+                .join(Cluster, Cluster.id == Node.cluster_id)
+                .where(Node.status == N.STARTING)
             )
         ).all()
     if not rows:
         return 0
+    members = [r for r in rows if r.network == instant.NETWORK]
+    pods = [r for r in rows if r.network != instant.NETWORK]
+    still_starting, oldest = await _poll_pods(w, pods) if pods else (0, 0.0)
+    if members:
+        more, older = await instant.poll_clusters(w, members)
+        still_starting, oldest = still_starting + more, max(oldest, older)
+    if still_starting:
+        await w.dispatcher.poll(poll_delay(w, oldest), since=started)
+    return still_starting
+
+
+async def _poll_pods(w: Work, rows: list) -> tuple[int, float]:
+    """Independent pods: one pod list for all. Returns how many nodes are still starting
+    and the oldest one's age (s)."""
     try:
         pods = await w.provider.list_pods(name_prefix=w.settings.pod_name_prefix + "-")
     except ProviderError as exc:
         log.warning("pod list failed: %s; polling again shortly", exc.message)
-        await w.dispatcher.poll(w.settings.poll_interval_max_s)
-        return len(rows)
+        # Polled again after the longest interval (the age stands for "back off").
+        return len(rows), 60.0
     by_id = {p.id: p for p in pods}
     # A pod missing from the list may be brand new or gone: ask for it alone.
     missing = {r.pod_id for r in rows if r.pod_id and r.pod_id not in by_id}
@@ -72,7 +91,8 @@ async def poll_starting(w: Work) -> int:
     refresh: list[uuid.UUID] = []
     still_starting, oldest = 0, 0.0
     for r in rows:
-        if verdict(r.pod_id, r.provision_started_at, by_id, now, timeout) != Verdict.STARTING:
+        if verdict(r.pod_id, r.provision_started_at, by_id, now, timeout,
+                   private=r.network == "private") != Verdict.STARTING:
             by_cluster[r.cluster_id].append(r.id)
             continue
         still_starting += 1
@@ -94,9 +114,7 @@ async def poll_starting(w: Work) -> int:
                         oldest = max(oldest, age)
         except ClusterGone:
             continue
-    if still_starting:
-        await w.dispatcher.poll(poll_delay(w, oldest), since=started)
-    return still_starting
+    return still_starting, oldest
 
 
 class Verdict(StrEnum):
@@ -110,16 +128,18 @@ class Verdict(StrEnum):
 
 
 def verdict(pod_id: str | None, provision_started_at: datetime | None,
-            by_id: dict[str, Pod | None], now: datetime, timeout_s: float) -> Verdict:
+            by_id: dict[str, Pod | None], now: datetime, timeout_s: float, *,
+            private: bool = False) -> Verdict:
     """One rule for both the unlocked first look (which clusters to lock) and the change
-    made under the lock."""
+    made under the lock. `private`: the pod is running only once it has its global
+    networking address too (`HANGAR_HEAD_ADDR`, `HANGAR_NODE_ADDR`)."""
     key = pod_id or ""
     if key in by_id and by_id[key] is None:
         return Verdict.GONE
     pod = by_id.get(key)
     if pod is not None and (pod.has_failed or pod.is_gone):
         return Verdict.EXITED
-    if pod is not None and pod.ssh_ready:
+    if pod is not None and pod.ssh_ready and (pod.private_ip or not private):
         return Verdict.RUNNING
     if (now - (provision_started_at or now)).total_seconds() > timeout_s:
         return Verdict.TIMED_OUT
@@ -144,8 +164,9 @@ async def _push_deadlines(w: Work, node_ids: list[uuid.UUID], due: datetime) -> 
 
 def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -> bool:
     """Apply what the provider says about this node's pod. True if it is still starting."""
+    private = tx.cluster.network == "private"
     seen = verdict(node.pod_id, node.provision_started_at, by_id, tx.now,
-                   w.settings.provision_timeout_s)
+                   w.settings.provision_timeout_s, private=private)
     pod = by_id.get(node.pod_id or "")
     if seen == Verdict.GONE:
         tx.fail_node(node, Reason.POD_EXITED, f"pod {node.pod_id} disappeared while starting")
@@ -153,6 +174,7 @@ def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -
         tx.fail_node(node, Reason.POD_EXITED, f"pod {pod.id} is {pod.status} while starting")
     elif seen == Verdict.RUNNING and pod is not None:
         node.public_ip, node.ssh_port = pod.ssh_host, pod.ssh_port
+        node.private_ip = pod.private_ip
         node.hourly_rate = pod.cost_per_hour
         node.started_at = pod.started_at or tx.now
         node.data_center_id = pod.data_center_id or node.data_center_id
@@ -162,8 +184,10 @@ def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -
         tx.check_again(node, None)
         _check_budget(tx)
     elif seen == Verdict.TIMED_OUT:
-        what = "never got a public IP and SSH port" if pod and pod.status == "RUNNING" else (
-            f"still {pod.status}" if pod else "not visible")
+        if pod and pod.status == "RUNNING":
+            what = "never got a public IP and SSH port" + (" and a private IP" if private else "")
+        else:
+            what = f"still {pod.status}" if pod else "not visible"
         tx.fail_node(node, Reason.PROVISION_TIMEOUT,
                      f"pod {node.pod_id} {what} after {w.settings.provision_timeout_s:.0f}s")
     else:

@@ -26,6 +26,7 @@ import logging
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -104,7 +105,7 @@ async def _enqueue_again(w: Any, name: str, args: tuple[Any, ...]) -> None:
     elif name == "poll_starting":
         await w.dispatcher.poll(0)
     elif name == "expire_cluster":
-        await w.dispatcher.expire(uuid.UUID(args[0]), 0)
+        await w.dispatcher.expire(uuid.UUID(args[0]), datetime.now(UTC))
     # the crons run again on their own
 
 

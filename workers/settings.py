@@ -11,6 +11,7 @@ from app.metrics import timed_job
 from app.settings import Settings
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans
+from workers.housekeeping import budget_alerts, purge_events
 from workers.jobs import expire_cluster, node_step, poll_starting
 from workers.recovery import after_redis_outage, outage_safe
 
@@ -34,6 +35,8 @@ def job_timeouts(settings: Settings) -> dict[str, float]:
         "expire_cluster": 30,
         "reconcile": 30,
         "sweep_orphans": 120,
+        "budget_alerts": 60,
+        "purge_events": 300,
     }
 
 
@@ -59,6 +62,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         cron_jobs=[
             every(reconcile, second=_every(settings.reconcile_interval_s), run_at_startup=True),
             every(sweep_orphans, second={0, 30}),
+            every(budget_alerts, second={45}),
+            every(purge_events, minute=set(range(3, 60, 10)), second={15}),
         ],
         on_startup=on_startup,
         on_shutdown=shutdown,

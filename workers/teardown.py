@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.db.models import Node
 from app.domain.status import NodeStatus
 from app.providers.base import ProviderError
+from app.services.state import ClusterTx
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.teardown")
@@ -18,6 +19,18 @@ N = NodeStatus
 
 def teardown_delay(attempts: int) -> float:
     return min(2.0 ** attempts, 60.0)
+
+
+def retry_teardown(tx: ClusterTx, node: Node, what: str, exc: ProviderError) -> None:
+    """A teardown call failed: try again with backoff, for ever (a node is terminated only
+    once the provider confirms), and say so on the 1st, 2nd, 4th, 8th... failure:
+    visible, not flooding."""
+    node.terminate_attempts += 1
+    delay = teardown_delay(node.terminate_attempts)
+    tx.check_again(node, delay)
+    if node.terminate_attempts & (node.terminate_attempts - 1) == 0:
+        tx.notice(f"{what} failed ({exc.message}); retrying in {delay:.0f}s "
+                  f"(attempt {node.terminate_attempts})", node=node, code="terminate_retry")
 
 
 async def teardown_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> bool:
@@ -41,14 +54,7 @@ async def teardown_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> b
             n = tx.node(node_id)
             if n is None or n.status != N.TERMINATING:
                 return n is not None
-            n.terminate_attempts += 1
-            delay = teardown_delay(n.terminate_attempts)
-            tx.check_again(n, delay)
-            # Say so on the 1st, 2nd, 4th, 8th... failure: visible, not flooding.
-            if n.terminate_attempts & (n.terminate_attempts - 1) == 0:
-                tx.notice(f"terminating pod {n.pod_id or n.pod_name} failed ({exc.message}); "
-                          f"retrying in {delay:.0f}s (attempt {n.terminate_attempts})",
-                          node=n, code="terminate_retry")
+            retry_teardown(tx, n, f"terminating pod {n.pod_id or n.pod_name}", exc)
         return False
     async with w.locked(cluster_id) as tx:
         n = tx.node(node_id)

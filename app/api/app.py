@@ -8,13 +8,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import metrics
-from app.api import docs, errors
+from app.api import cors, docs, docs_pages, errors
 from app.api.abuse import AuthThrottle, StreamSlots
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
+from app.api.methods import HeadAsGet
 from app.api.middleware import RequestContextMiddleware
 from app.api.readcache import ClusterReadCache
-from app.api.routes import clusters, events, gpu_types, health
+from app.api.routes import (
+    clusters,
+    events,
+    gpu_types,
+    health,
+    network_volumes,
+    spend,
+    stream_tokens,
+)
 from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
 from app.gctune import tune_gc
@@ -22,6 +31,7 @@ from app.providers import make_provider
 from app.services import dispatch
 from app.services.teams import on_revoked
 from app.settings import Settings, get_settings
+from app.ui import routes as ui_routes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "DATABASE_URL and REDIS_URL must be set for `hangar api` "
                 "(`hangar dev` starts embedded servers when they are unset)"
             )
+        settings.keyring.warm()  # refuses to start without HANGAR_SECRET_KEY
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                                        max_overflow=settings.db_max_overflow)
@@ -41,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         names = settings.redis_names
         app.state.dispatcher = await dispatch.connect(settings.redis_url, names)
         app.state.redis = app.state.dispatcher.redis
-        app.state.provider = make_provider(settings, on_request=metrics.observe_runpod)
+        app.state.provider = make_provider(settings, on_request=metrics.observe_runpod,
+                                           answering=True)
         hub = app.state.hub = EventHub(settings.redis_url, names.events)
         # The read path's caches (docs/read-path.md), kept true by the hub's subscription.
         tokens = app.state.tokens = TokenCache(app.state.engine, settings.auth_cache_s)
@@ -70,9 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="GPU clusters on demand: POST a cluster, get pods that run your setup.",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc from assets in the package: app/api/docs_pages.py
+        redoc_url=None,
     )
     errors.install(app)
+    cors.install(app, settings.cors_origins)  # inside the request context: logged, with an id
+    app.add_middleware(HeadAsGet)  # HEAD on every GET route (app/api/methods.py)
     app.add_middleware(RequestContextMiddleware)
     # Matched in this order (paths are disjoint). The cluster routes are the app's own
     # routes rather than an included router: matching through an included router costs
@@ -80,15 +95,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The routes carry their router's prefix and tags already; the document lists the
     # paths in ROUTERS' order.
     app.router.routes.extend(clusters.router.routes)
-    for router in (events.router, gpu_types.router, health.router, metrics_route.router):
+    for router in (events.router, stream_tokens.router, gpu_types.router,
+                   network_volumes.router, spend.router,
+                   health.router, metrics_route.router):
         app.include_router(router)
+    app.router.routes.extend(ui_routes())  # the dashboard at /ui (app/ui/)
+    docs_pages.install(app)
     docs.install(app, order=ROUTERS)
+    stream_tokens.declare(app)  # the event stream's second way in (a stream token)
     return app
 
 
 # The order of the OpenAPI document's paths.
 ROUTERS = (health.router, metrics_route.router, clusters.router, events.router,
-           gpu_types.router)
+           stream_tokens.router, gpu_types.router, network_volumes.router, spend.router)
 
 
 DESCRIPTION = """\

@@ -18,7 +18,9 @@ DEFAULT_DESCRIPTIONS = {
     400: "The body could not be read",
     401: "Missing, unknown or revoked API token",
     404: "No cluster with that id belongs to your team",
+    406: "None of the types in Accept is offered",
     409: "Conflict",
+    410: "No longer kept",
     413: "Request body larger than 1 MiB",
     415: "Body is not JSON",
     422: "Invalid request: `errors` lists each field and what to change",
@@ -28,6 +30,41 @@ DEFAULT_DESCRIPTIONS = {
     503: "A dependency (the database, Redis, the GPU provider) is unavailable; retry after "
          "Retry-After",
 }
+
+# One example per status, so a reader (or a generated client's docs) sees what each is.
+_EXAMPLES: dict[int, tuple[str, str, dict[str, Any]]] = {
+    400: ("bad_request", "The body is not valid JSON (Expecting value at character 0).", {}),
+    401: ("unauthorized", "The API token is unknown or revoked.", {}),
+    404: ("not_found", "No cluster with that id belongs to your team.", {}),
+    405: ("method_not_allowed", "This route does not take that method; see the Allow header.",
+          {}),
+    406: ("not_acceptable", "This route answers application/json or text/csv.", {}),
+    409: ("idempotency_request_in_flight", "A request with this Idempotency-Key is still "
+          "being processed; retry in a moment to get its response.", {}),
+    410: ("events_purged", "This cluster ended on 2026-10-01 and its events were deleted "
+          "after the retention period.", {}),
+    413: ("body_too_large", "The request body is larger than 1048576 bytes.", {}),
+    415: ("unsupported_media_type", "Send the body as JSON with 'Content-Type: "
+          "application/json'.", {}),
+    422: ("invalid_request", "nodes: Input should be less than or equal to 64",
+          {"errors": [{"field": "nodes", "message": "Input should be less than or equal to 64"}]}),
+    429: ("limit_live_nodes", "Your team has 60 live nodes and asks for 8 more; the limit is "
+          "64.", {"limit": "max_live_nodes"}),
+    500: ("internal_error", "Hangar hit an unexpected error; it has been logged. Retry, and "
+          "report it if it persists.", {}),
+    503: ("provider_unavailable", "Could not read runpod's GPU catalog (RunPod 503); retry "
+          "shortly.", {}),
+}
+# Where the answer carries Retry-After.
+_RETRY_AFTER = {409, 429, 503}
+
+
+def _example(status: int) -> dict[str, Any]:
+    code, detail, extra = _EXAMPLES.get(status, ("http_error", "See `detail`.", {}))
+    return {"type": f"https://hangar.dev/problems/{code}",
+            "title": code.replace("_", " ").capitalize(), "status": status, "detail": detail,
+            "code": code, "instance": "/clusters", "request_id": "3f0c2a0d9b7e4f7c8d1e2a3b",
+            **extra}
 
 
 def problems(*codes: int, descriptions: dict[int, str] | None = None) -> dict[int | str, Any]:
@@ -60,6 +97,7 @@ def install(app: FastAPI, order: Sequence[APIRouter] = ()) -> None:
             description=app.description, routes=routes, tags=app.openapi_tags,
         )
         _declare_bearer(app, schema)
+        _name_operations(app, schema)
         problem_ref = {"$ref": "#/components/schemas/Problem"}
         schema.setdefault("components", {}).setdefault("schemas", {})
         schema["components"]["schemas"]["Problem"] = Problem.model_json_schema(
@@ -88,12 +126,31 @@ def install(app: FastAPI, order: Sequence[APIRouter] = ()) -> None:
                     responses.setdefault(str(code), {"description": DEFAULT_DESCRIPTIONS[code]})
                 for code, response in responses.items():
                     if code.isdigit() and int(code) >= 400:
-                        response["content"] = {PROBLEM: {"schema": problem_ref}}
+                        response["content"] = {PROBLEM: {"schema": problem_ref,
+                                                         "example": _example(int(code))}}
+                        if int(code) in _RETRY_AFTER:
+                            response.setdefault("headers", {})["Retry-After"] = {
+                                "description": "Seconds to wait before retrying",
+                                "schema": {"type": "integer"}}
                 op["responses"] = dict(sorted(responses.items()))
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _name_operations(app: FastAPI, schema: dict[str, Any]) -> None:
+    """operationIds are the route functions' names: short verbs a caller would write
+    (`create_cluster`, `list_clusters`, `get_team`), not FastAPI's path-derived ids, so
+    generated clients read like the API's docs."""
+    for route in iter_route_contexts(app.routes):
+        if not (isinstance(route.original_route, APIRoute) and route.include_in_schema):
+            continue
+        path_item = schema.get("paths", {}).get(route.path_format, {})
+        for method in route.methods:
+            op = path_item.get(method.lower())
+            if op is not None:
+                op["operationId"] = route.name
 
 
 # Keys FastAPI writes before an operation's `security` (get_openapi_operation_metadata).

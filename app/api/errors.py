@@ -76,6 +76,7 @@ DOMAIN_STATUS: dict[type[domain.HangarError], int] = {
     domain.InvalidRequest: 422,
     domain.NotFound: 404,
     domain.Conflict: 409,
+    domain.Gone: 410,
     domain.LimitExceeded: 429,
     domain.ProviderUnavailable: 503,
     domain.HangarError: 400,
@@ -194,13 +195,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, detail = HTTP_PROBLEMS.get(exc.status_code, ("http_error", str(exc.detail)))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not the first route's
+            from app.api.methods import allowed_methods
+
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return problem(
             exc.status_code,
             code,
             str(exc.detail) if exc.status_code < 500 else "Server error",
             detail,
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(DBAPIError)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -53,6 +54,10 @@ class Team(Base):
     max_live_nodes: Mapped[int | None]
     max_live_clusters: Mapped[int | None]
     max_hourly_spend: Mapped[float | None]
+    monthly_budget: Mapped[float | None]  # USD per UTC month; NULL: HANGAR_TEAM_MONTHLY_BUDGET
+    # The budget alerts already sent this month: "YYYY-MM" and the highest level (80, 100).
+    budget_alert_month: Mapped[str | None] = mapped_column(String(7))
+    budget_alert_level: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -74,6 +79,12 @@ class Cluster(Base):
     __tablename__ = "clusters"
     __table_args__ = (
         Index("ix_clusters_team_created", "team_id", "created_at"),
+        # The retention sweep's look-up: ended clusters whose events are still there.
+        Index("ix_clusters_retention", "terminated_at",
+              postgresql_where=text("events_purged_at IS NULL")),
+        # GET /clusters?status=..., a team's live clusters (limits, GET /team): only the
+        # matching rows, however long the history.
+        Index("ix_clusters_team_status_created", "team_id", "status", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -104,10 +115,30 @@ class Cluster(Base):
     # Where to try creating pods, in order: each entry is a list of data center ids
     # ([] = let the provider choose). A capacity error moves a node to the next entry.
     placements: Mapped[list[Any]]
+    # How the nodes reach each other: public, private (global networking) or cluster (one
+    # RunPod Instant Cluster); and an existing network volume mounted on every node.
+    network: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
+    network_volume_id: Mapped[str | None] = mapped_column(String(64))
+    # network `cluster`: intent before side effect, as for pods. The Instant Cluster's name
+    # (unique per cluster and attempt) is committed before the create; its id once known.
+    # The attempt numbers the names; the candidate indexes `placements` (one data center
+    # per create).
+    provider_cluster_name: Mapped[str | None] = mapped_column(String(128))
+    provider_cluster_id: Mapped[str | None] = mapped_column(String(128))
+    provider_cluster_attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    provider_cluster_candidate: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # SSH identity of the cluster: private key encrypted at rest (Fernet)
     ssh_public_key: Mapped[str] = mapped_column(Text)
     ssh_private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # The caller's OpenSSH public keys, installed on every node beside Hangar's own.
+    ssh_public_keys: Mapped[list[Any]] = mapped_column(
+        default=list, server_default=text("'[]'::jsonb"))
+    # The caller's secrets: names in the clear (sorted), values as one encrypted JSON object
+    # (HANGAR_SECRET_KEY), set to NULL in the transaction that ends the cluster.
+    secret_names: Mapped[list[Any]] = mapped_column(
+        default=list, server_default=text("'[]'::jsonb"))
+    secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     # Events get per-cluster sequence numbers assigned under this row's lock.
     last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -117,6 +148,9 @@ class Cluster(Base):
     expires_at: Mapped[datetime | None]  # ready_at + ttl_seconds
     delete_requested_at: Mapped[datetime | None]
     terminated_at: Mapped[datetime | None]
+    # When its events were deleted (HANGAR_EVENT_RETENTION_DAYS after it ended): the
+    # cluster and its cost stay, its event routes answer 410.
+    events_purged_at: Mapped[datetime | None]
 
     nodes: Mapped[list[Node]] = relationship(
         back_populates="cluster", order_by="Node.index", lazy="selectin"
@@ -129,6 +163,12 @@ class Node(Base):
         UniqueConstraint("cluster_id", "index", name="uq_nodes_cluster_index"),
         Index("ix_nodes_next_check_at", "next_check_at"),
         Index("ix_nodes_pod_name", "pod_name"),
+        # Nodes billing in a window ([start, end) of GET /usage, the month to date): those
+        # whose billing ended after the start, or has not ended.
+        Index("ix_nodes_billed_until",
+              text("COALESCE(terminated_at, 'infinity'::timestamp with time zone)")),
+        # Nodes not yet confirmed gone: what bills now, and the live ones.
+        Index("ix_nodes_live", "cluster_id", postgresql_where=text("terminated_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -150,6 +190,7 @@ class Node(Base):
     data_center_id: Mapped[str | None] = mapped_column(String(64))
     public_ip: Mapped[str | None] = mapped_column(String(64))
     ssh_port: Mapped[int | None]
+    private_ip: Mapped[str | None] = mapped_column(String(64))  # on a private network
     host_key: Mapped[str | None] = mapped_column(Text)  # pinned at first connection
     hourly_rate: Mapped[float | None]
 

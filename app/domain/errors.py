@@ -37,6 +37,10 @@ class Conflict(HangarError):
     that has already ended)."""
 
 
+class Gone(HangarError):
+    """It existed and is no longer kept (a finished cluster's events, after retention)."""
+
+
 class LimitExceeded(HangarError):
     """A team limit would be exceeded; `limit` names it."""
 

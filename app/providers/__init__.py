@@ -15,10 +15,15 @@ def make_provider(
     http_client: httpx.AsyncClient | None = None,
     *,
     on_request: Callable[[str, str, float], None] | None = None,
+    answering: bool = False,
 ) -> Provider:
     """The provider the settings describe (RunPod v2; the simulator is RunPod at another URL).
 
-    `on_request(endpoint, outcome, seconds)` is called once per HTTP attempt (metrics)."""
+    `on_request(endpoint, outcome, seconds)` is called once per HTTP attempt (metrics).
+    `answering`: for the API, whose callers wait on the answer: two attempts per call (a
+    blip is absorbed), at most 5 s, and a failed catalog read is not repeated for 5 s
+    (reads serve the last good catalog meanwhile): the caller gets its 503 with
+    Retry-After at once and retries."""
     from app.providers.runpod import RunPodConfig, RunPodProvider
 
     if settings.runpod_api_key is None:
@@ -30,7 +35,9 @@ def make_provider(
         api_url=settings.runpod_api_url,
         read_timeout=settings.runpod_read_timeout_s,
         backoff_base=settings.runpod_backoff_base_s,
-        call_deadline=settings.runpod_call_deadline_s,
+        call_deadline=min(settings.runpod_call_deadline_s, 5.0) if answering
+        else settings.runpod_call_deadline_s,
+        retry_attempts=2 if answering else RunPodConfig.retry_attempts,
         catalog_ttl=settings.catalog_ttl_s,
     )
     return RunPodProvider(config, http_client, on_request=on_request)

@@ -161,6 +161,17 @@ class NetworkVolume:
 
 
 @dataclass(frozen=True)
+class DataCenter:
+    """A data center of the provider's catalog (what placement rules need of it)."""
+
+    id: str
+    name: str
+    region: str | None
+    global_network: bool  # offers global networking (`PodSpec.global_networking`)
+    network_volume_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DataCenterStock:
     id: str
     availability: str  # NONE, LOW, MEDIUM, HIGH
@@ -296,11 +307,15 @@ class Provider(Protocol):
     async def gpu_types(self, *, refresh: bool = False) -> list[GpuType]:
         """The catalog with prices and availability, cached with a TTL."""
 
+    async def gpu_types_or_stale(self) -> tuple[list[GpuType], float | None]:
+        """The catalog, or when it cannot be read now, the last good one and its age in
+        seconds (None when fresh); raises when there never was one."""
+
     async def resolve_gpu_type(self, query: str) -> GpuType:
         """Map what a person typed to one catalog entry, or raise GpuTypeNotFound/Ambiguous."""
 
-    async def data_center_ids(self) -> set[str]:
-        """Every data center id the provider knows (to refuse unknown pins at once)."""
+    async def data_centers(self, *, refresh: bool = False) -> list[DataCenter]:
+        """The data centers (global networking, volume tiers), cached with a TTL."""
 
     # Instant Clusters: one create and one delete per cluster; members come and go with it.
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+Availability = Literal["HIGH", "MEDIUM", "LOW", "NONE"]
+
+
+class DataCenterStock(BaseModel):
+    id: str
+    availability: Availability
 
 
 class GpuTypeOut(BaseModel):
@@ -20,5 +29,7 @@ class GpuTypeOut(BaseModel):
     community: bool = Field(description="Offered on the community cloud")
     price_secure: float | None = Field(description="USD per GPU per hour, on-demand, secure")
     price_community: float | None = Field(description="USD per GPU per hour, on-demand, community")
-    availability: str | None = Field(description="Best stock level: HIGH, MEDIUM, LOW or NONE")
-    data_centers: list[dict[str, str]] = Field(description="`id` and `availability` of each")
+    availability: Availability | None = Field(description="Best stock level over data centers")
+    data_centers: list[DataCenterStock] = Field(description="Stock per data center")
+    stale: bool = Field(default=False, description="The provider could not be read: this "
+                        "is the last catalog read (the `Age` header says how old)")

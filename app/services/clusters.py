@@ -11,15 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Cluster, Node, Team
-from app.domain.crypto import encrypt
-from app.domain.errors import NotFound
+from app.domain.errors import Conflict, NotFound
+from app.domain.secrets import encrypt_secrets
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.providers.base import Provider
 from app.schemas.clusters import ClusterCreate, ClusterOut, to_out
 from app.services import idempotency
 from app.services.dispatch import Dispatcher
 from app.services.limits import check_team_limits
-from app.services.quotes import placements_for, resolve_and_quote
+from app.services.networks import plan_network
+from app.services.quotes import resolve_and_quote
 from app.services.state import ClusterGone, ClusterTx, locked_cluster, utcnow
 from app.settings import Settings
 from app.ssh.keys import generate_keypair
@@ -46,6 +47,7 @@ async def create_cluster(
     what it writes commits with the cluster, and if it raises nothing is created."""
     req = with_defaults(req, settings)
     quote = await resolve_and_quote(provider, req)
+    plan = await plan_network(provider, req, quote.gpu)
     private_key, public_key = generate_keypair(comment=f"hangar-{req.name}")
     async with sessionmaker() as session:
         async with session.begin():
@@ -63,9 +65,14 @@ async def create_cluster(
                 ports=req.ports, env=req.env, data_center_ids=req.data_center_ids,
                 setup=req.setup, ttl_seconds=req.ttl_seconds,
                 max_hourly_cost=req.max_hourly_cost, quoted_hourly_rate=quote.hourly_rate,
-                placements=placements_for(quote.gpu, req.data_center_ids),
+                placements=plan.placements,
+                network=req.network, network_volume_id=req.network_volume_id,
+                provider_cluster_attempt=0, provider_cluster_candidate=0,
                 ssh_public_key=public_key,
-                ssh_private_key_enc=encrypt(settings.secret_key.get_secret_value(), private_key),
+                ssh_private_key_enc=settings.keyring.encrypt(private_key),
+                ssh_public_keys=req.ssh_public_keys,
+                secret_names=sorted(req.secrets),
+                secrets_enc=encrypt_secrets(settings.keyring, req.secret_values()),
                 last_event_seq=0, created_at=utcnow(),
             )
             cluster.nodes = [
@@ -84,8 +91,11 @@ async def create_cluster(
             for node in cluster.nodes:
                 tx.event("node.pending", {"status": "pending", "node": node.index})
                 # Due now: one job (node 0's) creates every pending node of the cluster
-                # (workers/create.py); the reconciler covers the others if it is lost.
-                tx.check_again(node, 0, wake=node.index == 0)
+                # (workers/create.py); the reconciler covers the others if it is lost. An
+                # Instant Cluster is node 0's alone (workers/instant.py): the others wait.
+                lead = node.index == 0
+                tx.check_again(node, 0 if lead or req.network != "cluster" else None,
+                               wake=lead)
             if on_accept is not None:
                 await on_accept(session, cluster)
     await dispatcher.after_commit(tx)
@@ -122,7 +132,7 @@ async def create_cluster_once(
         return Accepted(202, to_out(cluster).model_dump(mode="json"), cluster.id, False)
 
     held = await idempotency.claim(
-        sessionmaker, team_id, idempotency_key, idempotency.request_hash(req),
+        sessionmaker, team_id, idempotency_key, idempotency.request_hash(req, settings.keyring),
         settings.idempotency_ttl_s,
     )
     if isinstance(held, idempotency.Replay):
@@ -156,6 +166,31 @@ async def get_cluster(session: AsyncSession, team_id: uuid.UUID, cluster_id: uui
     if cluster is None:
         raise NotFound()
     return cluster
+
+
+async def update_ttl(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    dispatcher: Dispatcher,
+    team_id: uuid.UUID,
+    cluster_id: uuid.UUID,
+    ttl_seconds: int | None,
+) -> Cluster:
+    """Extend, shorten or clear a live cluster's TTL; `Conflict` once it is ending or ended."""
+    try:
+        async with locked_cluster(sessionmaker, cluster_id, dispatcher) as tx:
+            c = tx.cluster
+            if c.team_id != team_id:
+                raise NotFound()
+            status = ClusterStatus(c.status)
+            if status.is_terminal or status == ClusterStatus.TERMINATING:
+                raise Conflict(
+                    "cluster_ended",
+                    f"The cluster is {status}; its TTL can no longer change. Create a new "
+                    "cluster instead.")
+            tx.set_ttl(ttl_seconds)
+            return c
+    except ClusterGone:
+        raise NotFound() from None
 
 
 async def delete_cluster(

@@ -97,10 +97,13 @@ class Dispatcher:
             _defer_until=datetime.fromtimestamp(tick * self.poll_tick_s, UTC),
         ))
 
-    async def expire(self, cluster_id: uuid.UUID, delay: float) -> None:
+    async def expire(self, cluster_id: uuid.UUID, at: datetime) -> None:
+        """Check the cluster's TTL at `at` (its `expires_at`). One job per cluster and time:
+        a TTL changed back and forth does not pile up checks."""
         await _best_effort(self.redis.enqueue_job(
-            "expire_cluster", str(cluster_id), _defer_by=max(delay, 0),
-            _queue_name=self.names.queue))
+            "expire_cluster", str(cluster_id), _queue_name=self.names.queue,
+            _job_id=self.names.job_id("expire", cluster_id, int(at.timestamp() * 1000)),
+            _defer_until=at))
 
     async def published(self, cluster_id: uuid.UUID, seq: int) -> None:
         await _best_effort(self.redis.publish(self.names.events, f"{cluster_id} {seq}"))
@@ -114,8 +117,8 @@ class Dispatcher:
             await self.node(node_id, delay)
         if tx.wake_poll is not None:
             await self.poll(tx.wake_poll)
-        for cluster in tx.after_ready:
-            await self.expire(cluster.id, float(cluster.ttl_seconds or 0))
+        if tx.expiry is not None:
+            await self.expire(tx.cluster.id, tx.expiry)
 
 
 async def _best_effort(call: Awaitable[Any]) -> bool:

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import IdempotencyKey
+from app.domain.crypto import Keyring
 from app.domain.errors import Conflict, InvalidRequest
 from app.schemas.clusters import ClusterCreate
 
@@ -59,11 +60,25 @@ class Replay:
     cluster_id: uuid.UUID | None
 
 
-def request_hash(req: ClusterCreate) -> str:
+def request_hash(req: ClusterCreate, keys: Keyring | None = None) -> str:
     """The request as accepted (defaults filled in): equal requests hash alike however
-    they were spelled (key order, defaults left out or written out)."""
-    canonical = json.dumps(req.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    they were spelled (key order, defaults left out or written out). Secret values count
+    through a keyed hash (`keys`): a stored request hash cannot be used to test guesses of
+    a secret. (After HANGAR_SECRET_KEY changes, a retry with secrets no longer matches its
+    key's first request: a 422, as for another body.)"""
+    # Fields added later hash only when used, so requests without them keep their hash.
+    fields = req.model_dump(mode="json", exclude={"secrets", "ssh_public_keys"})
+    if req.ssh_public_keys:
+        fields["ssh_public_keys"] = req.ssh_public_keys
+    if req.secrets:
+        if keys is None:
+            raise ValueError("a request with secrets needs the keyring to be hashed")
+        fields["secrets"] = keys.fingerprint(_canonical(req.secret_values()))
+    return hashlib.sha256(_canonical(fields)).hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 async def claim(

@@ -85,7 +85,7 @@ async def _check_data_centers(provider: Provider, pinned: list[str]) -> None:
     """Pinned data centers must be ones the provider lists: an unknown one (a typo) is the
     caller's 422 now, not a cluster that fails `no_capacity` later."""
     try:
-        known = await provider.data_center_ids()
+        known = {dc.id for dc in await provider.data_centers()}
     except ProviderError as exc:
         raise ProviderUnavailable(
             "provider_unavailable",

@@ -52,7 +52,7 @@ class ClusterTx:
     last_seq: int = 0
     wake_nodes: dict[uuid.UUID, float] = field(default_factory=dict)  # node id -> delay s
     wake_poll: float | None = None
-    after_ready: list[Cluster] = field(default_factory=list)
+    expiry: datetime | None = None  # check the cluster's TTL then (after the commit)
 
     @property
     def nodes(self) -> list[Node]:
@@ -120,11 +120,11 @@ class ClusterTx:
             c.reason, c.message = reason, message
         if new == C.READY:
             c.ready_at = self.now
-            if c.ttl_seconds:
-                c.expires_at = self.now + timedelta(seconds=c.ttl_seconds)
-                self.after_ready.append(c)
+            self._arm_expiry()
         if new == C.TERMINATED:
             c.terminated_at = self.now
+        if new.is_terminal:
+            c.secrets_enc = None  # nothing will bootstrap again: the secrets go
         data: dict[str, Any] = {"status": str(new)}
         if reason:
             data.update(reason=reason, message=message)
@@ -152,6 +152,32 @@ class ClusterTx:
         if node.pod_id:
             data["pod_id"] = node.pod_id
         self.event(f"node.{new}", data)
+
+    # --- lifetime -----------------------------------------------------------------
+
+    def _arm_expiry(self) -> None:
+        """`expires_at` from `ready_at` and the TTL; the check is scheduled after commit."""
+        c = self.cluster
+        c.expires_at = (c.ready_at + timedelta(seconds=c.ttl_seconds)
+                        if c.ready_at is not None and c.ttl_seconds else None)
+        self.expiry = c.expires_at
+
+    def set_ttl(self, ttl_seconds: int | None) -> None:
+        """Extend, shorten or clear the TTL of a live cluster, counted from `ready_at` as
+        on create (a cluster not ready yet keeps it for then). An expiry already past
+        tears the cluster down now."""
+        c = self.cluster
+        before = c.ttl_seconds
+        c.ttl_seconds = ttl_seconds
+        self._arm_expiry()
+        said = "no TTL" if ttl_seconds is None else f"a TTL of {ttl_seconds}s"
+        if c.expires_at is not None:
+            said += f", expiring at {c.expires_at.isoformat()}"
+        self.notice(f"TTL changed to {said}", code="ttl_changed", ttl_seconds=ttl_seconds,
+                    previous_ttl_seconds=before,
+                    expires_at=c.expires_at.isoformat() if c.expires_at else None)
+        if c.expires_at is not None and c.expires_at <= self.now:
+            self.request_delete(Reason.TTL_EXPIRED, f"ttl of {ttl_seconds}s expired")
 
     # --- composite moves ------------------------------------------------------
 

@@ -16,6 +16,7 @@ Typical flow (one node; every step is safe to repeat after a crash of the worker
 Everything on the pod lives under ``$HOME/.hangar`` (``/root/.hangar`` on a real pod):
 
 ``script.sh``     the uploaded script (never rewritten once started)
+``secrets.env``   the cluster's secrets, root-only, from the upload until the script starts
 ``started/``      marker directory; ``mkdir`` is atomic, so only one ``start`` wins
 ``pid``           pid of the detached runner (for debugging)
 ``output.log``    the script's combined stdout and stderr
@@ -33,6 +34,8 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 import asyncssh
+
+from app.ssh.script import SECRETS_FILE
 
 REMOTE_DIR = "$HOME/.hangar"
 # AES-GCM first: as strong as ChaCha20-Poly1305 (both AEAD) and, with AES-NI, cheaper per
@@ -189,12 +192,14 @@ class Progress:
 # One round trip: upload to a temp file (checking its size, so a cut connection cannot start a
 # truncated script), then take the `started` marker atomically; only the winner moves the
 # script in place and launches it detached. `trap '' HUP` keeps a dropped session from killing
-# us between taking the marker and launching.
+# us between taking the marker and launching. With secrets, the upload is the secrets file
+# (@SECRETS@ bytes) then the script: both land root-only (umask 077) beside each other, and
+# the script removes the secrets file as it starts; a loser removes its whole upload.
 _START_COMMAND = r"""trap '' HUP
 d="$HOME/.hangar"
-mkdir -p "$d" || exit 90
+mkdir -p -m 700 "$d" || exit 90
 tmp="$d/script.sh.upload.$$"
-cat > "$tmp" || { rm -f "$tmp"; exit 91; }
+(umask 077 && cat > "$tmp") || { rm -f "$tmp"; exit 91; }
 if [ "$(wc -c < "$tmp")" -ne @SIZE@ ]; then rm -f "$tmp"; echo "incomplete upload" >&2; exit 92; fi
 command -v setsid >/dev/null && command -v nohup >/dev/null && command -v bash >/dev/null || {
   rm -f "$tmp"; echo "needs bash, nohup and setsid" >&2; exit 95; }
@@ -203,7 +208,13 @@ if ! mkdir "$d/started" 2>/dev/null; then
   if [ -d "$d/started" ]; then echo already; exit 0; fi
   exit 93
 fi
-mv -f "$tmp" "$d/script.sh" || { rmdir "$d/started"; exit 94; }
+if [ @SECRETS@ -gt 0 ]; then
+  (umask 077 && head -c @SECRETS@ "$tmp" > "$d/@SECRETS_FILE@" &&
+   tail -c +@SCRIPT_AT@ "$tmp" > "$d/script.sh") && rm -f "$tmp" ||
+    { rm -f "$tmp" "$d/@SECRETS_FILE@"; rmdir "$d/started"; exit 94; }
+else
+  mv -f "$tmp" "$d/script.sh" || { rmdir "$d/started"; exit 94; }
+fi
 nohup setsid bash -c @RUNNER@ hangar-bootstrap "$d" </dev/null >/dev/null 2>&1 &
 echo $! > "$d/pid"
 echo started
@@ -275,15 +286,22 @@ class BootstrapSession:
         )
         return status, out.decode("utf-8", errors="replace")
 
-    async def start(self, script: str) -> bool:
+    async def start(self, script: str, secrets: str = "") -> bool:
         """Upload ``script`` to ``$HOME/.hangar/script.sh`` and start it detached (it survives
         this session and our restarts). Idempotent: returns True if this call started it, False
         if it had already been started (then nothing is uploaded over the running script and
-        nothing is started again). One round trip."""
-        body = script.encode()
-        command = _START_COMMAND.replace("@SIZE@", str(len(body))).replace(
-            "@RUNNER@", shlex.quote(_RUNNER)
-        )
+        nothing is started again). One round trip.
+
+        ``secrets`` (:func:`app.ssh.script.render_secrets`) travel on the same standard input,
+        never on a command line, and are written root-only to ``$HOME/.hangar/secrets.env``
+        just before the start; a script rendered ``with_secrets`` sources and deletes it."""
+        secret_bytes = secrets.encode()
+        body = secret_bytes + script.encode()
+        command = (_START_COMMAND.replace("@SIZE@", str(len(body)))
+                   .replace("@SECRETS@", str(len(secret_bytes)))
+                   .replace("@SCRIPT_AT@", str(len(secret_bytes) + 1))
+                   .replace("@SECRETS_FILE@", SECRETS_FILE)
+                   .replace("@RUNNER@", shlex.quote(_RUNNER)))
         status, out, err = await _exec(
             self._conn, command, input=body, command_timeout=self._command_timeout
         )

@@ -112,8 +112,10 @@ async def test_openapi_documents_every_route(served) -> None:
         assert "500" in op["responses"], (method, path)
         for code, response in op["responses"].items():
             if int(code) >= 400:
-                assert response["content"] == {"application/problem+json": {
-                    "schema": {"$ref": "#/components/schemas/Problem"}}}, (method, path, code)
+                problem = response["content"]["application/problem+json"]
+                assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}, (
+                    method, path, code)
+                assert problem["example"]["status"] == int(code), (method, path, code)
         if op.get("security"):
             assert "401" in op["responses"], (method, path)
         if "{cluster_id}" in path:

@@ -71,7 +71,8 @@ async def test_bodies_are_the_models_bytes(db, engine) -> None:
         await session.execute(update(Node).where(Node.cluster_id == cid, Node.index == 0).values(
             status="ready", hourly_rate=0.44, started_at=now - timedelta(hours=1),
             ready_at=now - timedelta(minutes=59), pod_id="pod0", public_ip="203.0.113.7",
-            ssh_port=22022, data_center_id="EU-RO-1", gpu_type_id="NVIDIA GeForce RTX 4090"))
+            ssh_port=22022, data_center_id="EU-RO-1", gpu_type_id="NVIDIA GeForce RTX 4090",
+            host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2", private_ip="10.65.0.2"))
         await session.execute(update(Node).where(Node.cluster_id == cid, Node.index == 1).values(
             status="terminated", hourly_rate=1e-7, started_at=now - timedelta(hours=2),
             terminated_at=now - timedelta(minutes=30), reason="deleted",
@@ -79,7 +80,9 @@ async def test_bodies_are_the_models_bytes(db, engine) -> None:
         await session.execute(update(Cluster).where(Cluster.id == cid).values(
             env={"B": "2", "A": "é ü", "Z": "</script>"}, ports=["22/tcp", "8888/http"],
             data_center_ids=["EU-RO-1"], max_hourly_cost=3.5, ttl_seconds=60,
-            setup="echo 'hi'\n\tprintf \"%s\" x", ready_at=now, expires_at=now))
+            setup="echo 'hi'\n\tprintf \"%s\" x", ready_at=now, expires_at=now,
+            ssh_public_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2 ada@é"],
+            secret_names=["A_TOKEN", "B"]))
     async with db() as session:
         cluster = await session.scalar(select(Cluster).where(Cluster.id == cid))
         expected = to_out(cluster, now)
@@ -89,6 +92,9 @@ async def test_bodies_are_the_models_bytes(db, engine) -> None:
                                            after=None, limit=10)
     assert one is not None and one.team_id == token.team_id
     assert readpath.cluster_json(one, now) == expected.model_dump_json().encode()
+    assert expected.nodes[0].ssh_command == "ssh root@203.0.113.7 -p 22022"
+    assert expected.nodes[1].ssh_command is None  # terminated (and no address)
+    assert expected.secret_names == ["A_TOKEN", "B"]
     next_url = "http://testserver/clusters?limit=1&cursor=abc"
     assert readpath.page_json(page, next_url, now) == ClusterPage(
         items=[expected], next=next_url).model_dump_json().encode()
@@ -303,17 +309,27 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
     """`get_caller` parses the header itself (no HTTPBearer sub-dependency): the document
     still declares the scheme, on every operation that needs a token and only there."""
     doc = create_app().openapi()
-    assert doc["components"]["securitySchemes"] == {"HTTPBearer": {
+    schemes = doc["components"]["securitySchemes"]
+    assert set(schemes) == {"HTTPBearer", "StreamToken"}
+    assert schemes["HTTPBearer"] == {
         "type": "http", "description": "An API token from `hangar keys create`.",
-        "scheme": "bearer"}}
+        "scheme": "bearer"}
+    assert schemes["StreamToken"]["in"] == "query"
     secured = {(path, method) for path, item in doc["paths"].items()
                for method, op in item.items() if op.get("security") == [{"HTTPBearer": []}]}
     assert secured == {("/clusters", "post"), ("/clusters", "get"),
                        ("/clusters/{cluster_id}", "get"), ("/clusters/{cluster_id}", "delete"),
-                       ("/clusters/{cluster_id}/events", "get"), ("/gpu-types", "get")}
+                       ("/clusters/{cluster_id}", "patch"),
+                       ("/clusters/{cluster_id}/stream-tokens", "post"), ("/gpu-types", "get"),
+                       ("/network-volumes", "get"), ("/team", "get"), ("/usage", "get")}
+    # The event stream also takes a stream token (browsers' EventSource).
+    assert doc["paths"]["/clusters/{cluster_id}/events"]["get"]["security"] == [
+        {"HTTPBearer": []}, {"StreamToken": []}]
     assert list(doc["paths"]) == ["/healthz", "/readyz", "/metrics", "/clusters",
                                   "/clusters/{cluster_id}", "/clusters/{cluster_id}/events",
-                                  "/gpu-types"]
+                                  "/clusters/{cluster_id}/stream-tokens", "/gpu-types",
+                                  "/network-volumes", "/team", "/usage"]
     op = doc["paths"]["/clusters/{cluster_id}"]["get"]
-    assert list(op)[:5] == ["tags", "summary", "operationId", "security", "parameters"]
+    assert [k for k in op if k != "description"][:5] == ["tags", "summary", "operationId",
+                                                         "security", "parameters"]
     assert "401" in op["responses"] and "422" in op["responses"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets as secrets_module
+import uuid
 
 import httpx
 import pytest
@@ -149,3 +151,85 @@ async def test_no_secret_in_responses_events_or_logs(
 def _around(text: str, value: str) -> str:
     at = text.index(value)
     return text[max(0, at - 300): at + len(value) + 100]
+
+
+PEM = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+       "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+       "QyNTUxOQAAACDPm3cWq0qC4a1mGJ2y5o6Xh2m9D7hO1yL7e8oQm0oD1gAAAJi1mXvQtZl7\n"
+       "-----END OPENSSH PRIVATE KEY-----\n")
+SECRET_SETUP = r"""
+echo "token=$HF_TOKEN"
+printf '%s' "${HF_TOKEN:0:12}"; sleep 0.6; printf '%s\n' "${HF_TOKEN:12}"
+printf "%s" "$SERVICE_KEY"
+printf '%s' "$HF_TOKEN" > "$HOME/seen"
+"""
+
+
+async def test_cluster_secrets_reach_the_setup_and_nothing_else(
+    capture_all_logs, client_for, worker, sim, db, capsys
+) -> None:
+    """A cluster's secrets: the setup script sees them; no response (create, get, list,
+    an Idempotency-Key replay, a 422 that carried one), no JSON event page, no SSE stream,
+    no log line, no metric, no create body RunPod received and no pod environment holds
+    them; `node.output` has `[redacted]` where the setup printed them; the values are
+    deleted once the cluster has ended."""
+    seen: list[str] = []
+
+    async def record(response: httpx.Response) -> None:
+        await response.aread()
+        seen.append(f"{response.status_code} {dict(response.headers)} {response.text}")
+
+    client = await client_for("alpha")
+    client.event_hooks["response"].append(record)
+    token = "hf_" + secrets_module.token_hex(16)
+    body = {**VALID, "name": "secretive", "nodes": 2, "setup": SECRET_SETUP,
+            "secrets": {"HF_TOKEN": token, "SERVICE_KEY": PEM}, "env": {"MODE": "x"}}
+    r = await client.post("/clusters", json=body, headers={"Idempotency-Key": "s1"})
+    assert r.status_code == 202, r.text
+    cid = r.json()["id"]
+    await client.post("/clusters", json=body, headers={"Idempotency-Key": "s1"})  # replay
+    for bad in ({"HANGAR_TOKEN": token}, {"T": token + "\x00"}, {"PUBLIC_KEY": PEM}):
+        assert (await client.post("/clusters", json={**VALID, "secrets": bad})).status_code == 422
+    ready = await wait_for(client, cid, {"ready", "failed"}, timeout=60)
+    assert ready["status"] == "ready", ready
+    assert ready["secret_names"] == ["HF_TOKEN", "SERVICE_KEY"]
+    for pod in sim.alive_pods():
+        assert (pod.workdir / "seen").read_text() == token
+
+    await client.get("/clusters")
+    await client.get(f"/clusters/{cid}")
+    await client.get("/metrics")
+    outputs = [e["data"]["line"] for e in await events(client, cid) if e["type"] == "node.output"]
+    assert sorted(set(outputs)) == ["[redacted]", "token=[redacted]"], outputs
+    assert len(outputs) == 2 * (2 + 4)  # per node: token=, the split one, the PEM's 4 lines
+
+    assert (await client.delete(f"/clusters/{cid}")).status_code == 202
+    await wait_for(client, cid, {"terminated"}, timeout=60)
+    all_events = await events(client, cid)
+    async with client.stream("GET", f"/clusters/{cid}/events",
+                             headers={"Accept": "text/event-stream"}) as stream:
+        sse = [line async for line in stream.aiter_lines()]
+    async with db() as session:
+        row = await session.scalar(select(Cluster).where(Cluster.id == uuid.UUID(cid)))
+    assert row.secrets_enc is None  # gone with the cluster
+
+    captured = capsys.readouterr()
+    pods = sim.all_pods()
+    assert len(pods) == 2
+    haystacks = {
+        "responses": "\n".join(seen),
+        "events": json.dumps(all_events),
+        "event stream": "\n".join(sse),
+        "logs": "\n".join(capture_all_logs.lines),
+        "stdout": captured.out,
+        "stderr": captured.err,
+        "create bodies at RunPod": json.dumps([p.request for p in pods]),
+        "pod environments": json.dumps([p.env for p in pods]),
+        "RunPod requests": repr(sim.requests),
+    }
+    assert len(capture_all_logs.lines) > 50 and any("node.output" in s for s in sse)
+    values = {"token": token, "token's tail": token[12:], "PEM": PEM.strip(),
+              **{f"PEM line {i}": line for i, line in enumerate(PEM.splitlines())}}
+    leaks = [(name, where, _around(text, value)) for name, value in values.items()
+             for where, text in haystacks.items() if value in text]
+    assert leaks == []

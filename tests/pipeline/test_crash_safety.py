@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import uuid
 from collections import Counter
 
@@ -12,30 +10,17 @@ from sqlalchemy import select
 
 from app.db.models import Node
 from app.services import dispatch
-from tests.support.stack import events, settings_env, wait_for
+from tests.support.stack import WorkerProcesses, events, wait_for
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep
 from workers.jobs import expire_cluster, node_step, poll_starting
 
 
-async def start_worker_process(settings) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "worker", env=settings_env(settings),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
 async def test_worker_killed_mid_flight(hangar, sim, app_settings) -> None:
     # Creates take 1 s at the simulator, so the first kill lands while they are in flight.
     sim.faults.latency(1.0, endpoint="create", count=2)
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def restart() -> None:
-        procs.append(await start_worker_process(app_settings))
-
-    async def kill() -> None:
-        procs[-1].send_signal(signal.SIGKILL)
-        await procs[-1].wait()
+    workers = WorkerProcesses(app_settings)
+    restart, kill = workers.start, workers.kill
 
     try:
         await restart()
@@ -59,10 +44,7 @@ async def test_worker_killed_mid_flight(hangar, sim, app_settings) -> None:
         body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
         assert body["status"] == "ready", body
     finally:
-        for proc in procs:  # never leave a worker behind to take other tests' jobs
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
+        await workers.stop()  # never leave a worker behind to take other tests' jobs
     per_node = Counter(p.name.rsplit("-a", 1)[0] for p in sim.all_pods())
     assert sorted(per_node.values()) == [1, 1], per_node
     for pod in sim.alive_pods():

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import sys
 import time
 from typing import Any
 
@@ -121,6 +123,40 @@ class RunningWorker:
         assert self.worker is not None
         return self.worker.ctx
 
+    async def work(self):
+        """The worker's `Work` (what jobs get), once its start-up has run."""
+        await eventually(lambda: "work" in self.ctx, timeout=20)
+        return self.ctx["work"]
+
+
+class WorkerProcesses:
+    """`hangar worker` processes a test starts and SIGKILLs (a worker dying mid-job), as
+    deployed: each with the settings as its environment. `stop` kills what still runs:
+    call it in a `finally`, never leave a worker behind to take other tests' jobs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app.cli", "worker", env=settings_env(self.settings),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    async def kill(self) -> None:
+        """SIGKILL the newest one (no shutdown: its jobs stop wherever they are)."""
+        proc = self.procs[-1]
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGKILL)
+                await proc.wait()
+
 
 async def team_client(db, url: str, team: str) -> httpx.AsyncClient:
     """An HTTP client for the API at `url` with a new token of `team` (created if needed):
@@ -144,6 +180,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
         env[key] = str(value)
     return env
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
@@ -12,10 +11,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
-from app.api import readpath
+from app.api import cursors, etags, readpath
 from app.api.deps import CurrentCaller, require_json_body
 from app.api.docs import problems
-from app.api.errors import ApiError
 from app.api.readcache import ClusterReadCache
 from app.api.routing import LeanRoute
 from app.db.session import driver_connection
@@ -26,6 +24,7 @@ from app.schemas.clusters import (
     ClusterOut,
     ClusterPage,
     ClusterStatusName,
+    ClusterUpdate,
     to_out,
 )
 from app.services import clusters as svc
@@ -112,21 +111,18 @@ async def create_cluster(
 
 
 def _cursor(created_at: datetime, cluster_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{cluster_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(f"{created_at.isoformat()}|{cluster_id}")
 
 
 def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ts, cid = raw.split("|")
+        ts, cid = cursors.decode(cursor).split("|")
         created_at = datetime.fromisoformat(ts)
         if created_at.tzinfo is None:
             raise ValueError("cursor time without a zone")
         return created_at, uuid.UUID(cid)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(422, "invalid_cursor",
-                       "cursor is not one this API returned; start again without it") from exc
+    except ValueError as exc:
+        raise cursors.invalid() from exc
 
 
 @router.get(
@@ -134,8 +130,12 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     response_model=ClusterPage,
     summary="Your team's clusters, newest first",
     description="Filter by `status` (repeat it for several) and exact `name`. Pages hold "
-    "`limit` clusters; follow `next` (a URL, or null on the last page).",
-    responses=problems(401, 422),
+    "`limit` clusters; follow `next` (a URL, or null on the last page).\n\n"
+    "The `ETag` is weak: it covers the page but the `accrued_cost` figures, and while a "
+    "cluster on the page bills, a 10-second time bucket. Send it as `If-None-Match` to get "
+    "a 304 while nothing changed; costs in a revalidated copy are at most 10 s old "
+    "(`accrued_cost + hourly_rate x elapsed` is exact).",
+    responses={200: {"headers": etags.ETAG_HEADER}, **etags.RESPONSES, **problems(401, 422)},
 )
 async def list_clusters(
     request: Request,
@@ -148,7 +148,7 @@ async def list_clusters(
     limit: Annotated[int, Query(ge=1, le=200, description="Clusters per page")] = 50,
     cursor: Annotated[
         str | None,
-        Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+        Query(max_length=200, pattern=cursors.PATTERN,
               description="Opaque; taken from the previous page's `next`"),
     ] = None,
 ) -> Response:
@@ -162,7 +162,12 @@ async def list_clusters(
         last = rows[-1]
         nxt = str(request.url.include_query_params(cursor=_cursor(last.created_at, last.id)))
     # The bytes FastAPI would write for ClusterPage, without building the models.
-    return Response(readpath.page_json(rows, nxt), media_type="application/json")
+    now = datetime.now(UTC)
+    body = readpath.page_json(rows, nxt, now)
+    tag = etags.page_etag(body, rows, now)
+    if etags.fresh(request, tag):
+        return etags.not_modified(tag)
+    return Response(body, media_type="application/json", headers={"ETag": tag})
 
 
 async def read_cluster(state: State, cluster_id: uuid.UUID) -> readpath.EncodedCluster | None:
@@ -181,8 +186,13 @@ async def get_cluster(cluster_id: uuid.UUID, request: Request, caller: CurrentCa
     row = await read_cluster(request.app.state, cluster_id)
     if row is None or row.team_id != caller.team_id:
         raise NotFound()
+    now = datetime.now(UTC)
+    tag = etags.cluster_etag(row, now)
+    if etags.fresh(request, tag):
+        return etags.not_modified(tag)
     # Priced now, from the rows; the bytes FastAPI would write for ClusterOut.
-    return Response(readpath.cluster_json(row), media_type="application/json")
+    return Response(readpath.cluster_json(row, now), media_type="application/json",
+                    headers={"ETag": tag})
 
 
 # The busiest route: served by a LeanRoute (app/api/routing.py), same contract.
@@ -192,9 +202,37 @@ router.add_api_route(
     methods=["GET"],
     response_model=ClusterOut,
     summary="One cluster with its nodes, hourly rate and accrued cost",
-    responses=problems(401, 404, 422),
+    description="The `ETag` is weak: it covers the cluster but its `accrued_cost`, and while "
+    "a node bills, a 10-second time bucket. Send it as `If-None-Match` to get a 304 while "
+    "nothing changed; the cost in a revalidated copy is at most 10 s old "
+    "(`accrued_cost + hourly_rate x elapsed` is exact).",
+    responses={200: {"headers": etags.ETAG_HEADER}, **etags.RESPONSES,
+               **problems(401, 404, 422)},
     route_class_override=LeanRoute,
 )
+
+
+@router.patch(
+    "/{cluster_id}",
+    response_model=ClusterOut,
+    summary="Change a live cluster's TTL",
+    description="`ttl_seconds` counts from `ready_at`, as on create: extend, shorten (an "
+    "expiry already past tears the cluster down now) or clear it (`null`: no expiry). The "
+    "change is recorded as a `cluster.notice` event (code `ttl_changed`). A cluster that "
+    "is terminating or has ended: 409.",
+    dependencies=[Depends(require_json_body)],
+    responses=problems(401, 404, 409, 413, 415, 422, descriptions={
+        409: "The cluster is terminating or has ended"}),
+)
+async def update_cluster(cluster_id: uuid.UUID, body: ClusterUpdate, request: Request,
+                         caller: CurrentCaller) -> ClusterOut:
+    state = request.app.state
+    try:
+        cluster = await svc.update_ttl(state.sessionmaker, state.dispatcher, caller.team_id,
+                                       cluster_id, body.ttl_seconds)
+    finally:
+        state.read_cache.invalidate(cluster_id)  # read-your-writes, as for DELETE
+    return to_out(cluster)
 
 
 @router.delete(

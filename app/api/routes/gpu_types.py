@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from app.api.deps import CurrentCaller
 from app.api.docs import problems
@@ -21,10 +22,15 @@ router = APIRouter(tags=["catalog"])
     summary="GPU types with per-GPU hourly prices and availability",
     description="The provider's catalog (cached for `HANGAR_CATALOG_TTL` seconds). Prices "
     "are USD per GPU per hour, on-demand; `availability` is the best stock level over data "
-    "centers (HIGH, MEDIUM, LOW, NONE).",
-    responses=problems(401, 422, 503, descriptions={503: "The catalog could not be read"}),
+    "centers (HIGH, MEDIUM, LOW, NONE). When the provider cannot be read, the last catalog "
+    "read is served with `stale: true` on each entry and an `Age` header (seconds).",
+    responses={200: {"headers": {"Age": {
+        "description": "Only on a stale catalog: seconds since it was read",
+        "schema": {"type": "integer"}}}},
+        **problems(401, 422, 503, descriptions={
+            503: "The catalog could not be read, and none was read before"})},
 )
-async def gpu_types(
+async def list_gpu_types(
     request: Request,
     caller: CurrentCaller,
     name: Annotated[
@@ -39,7 +45,7 @@ async def gpu_types(
 ) -> list[GpuTypeOut]:
     provider = request.app.state.provider
     try:
-        catalog = await provider.gpu_types()
+        catalog, age = await provider.gpu_types_or_stale()
     except ProviderError as exc:
         raise ProviderUnavailable(
             "provider_unavailable",
@@ -56,5 +62,7 @@ async def gpu_types(
             community=g.community, price_secure=g.price_secure,
             price_community=g.price_community, availability=g.availability,
             data_centers=[{"id": d.id, "availability": d.availability} for d in g.data_centers],
+            stale=age is not None,
         ))
-    return out
+    body = [g.model_dump(mode="json") for g in out]
+    return JSONResponse(body, headers={} if age is None else {"Age": str(int(age))})

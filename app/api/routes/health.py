@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.api.docs import problems
@@ -14,7 +16,16 @@ from app.api.errors import problem
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is up")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok"]
+    checks: dict[str, str] = Field(description="Each dependency: `ok` or why not")
+
+
+@router.get("/healthz", summary="The process is up", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -22,6 +33,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Database and Redis are reachable",
+    response_model=Readiness,
     responses={
         200: {"content": {"application/json": {"example": {
             "status": "ok", "checks": {"database": "ok", "redis": "ok"}}}}},

@@ -23,7 +23,7 @@ router = APIRouter(tags=["health"])
         "example": "# TYPE hangar_clusters gauge\nhangar_clusters{status=\"ready\"} 3.0\n",
     }}}},
 )
-async def prometheus_metrics(request: Request, session: Session) -> Response:
+async def get_metrics(request: Request, session: Session) -> Response:
     state = request.app.state
     metrics.observe_caches(state.read_cache, state.tokens)
     body = await metrics.render(session, state.hub.subscribers)

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from app.providers.base import GpuType, GpuTypeAmbiguous, GpuTypeNotFound
+from app.providers.base import GpuType, GpuTypeAmbiguous, GpuTypeNotFound, ProviderError
 
 Clock = Callable[[], float]
 
@@ -16,17 +16,23 @@ _SEPARATORS = re.compile(r"[\s\-_/]+")
 
 
 class CatalogCache:
-    """Holds the last catalog for `ttl` seconds; concurrent callers share one fetch."""
+    """Holds the last catalog for `ttl` seconds; concurrent callers share one fetch. After a
+    failed fetch, callers within `failure_ttl` seconds get that failure at once instead of
+    asking RunPod again (a provider that is down answers fast, and is not hammered);
+    `get_or_stale` serves the last good catalog meanwhile."""
 
     def __init__(
         self,
         fetch: Callable[[], Awaitable[list[GpuType]]],
         *,
         ttl: float,
+        failure_ttl: float = 5.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._ttl = ttl
+        self._failure_ttl = failure_ttl
+        self._failure: tuple[float, ProviderError] | None = None
         self._clock = clock
         self._lock = asyncio.Lock()
         self._types: list[GpuType] | None = None
@@ -47,6 +53,17 @@ class CatalogCache:
 
     def invalidate(self) -> None:
         self._fetched_at = None
+        self._failure = None
+
+    async def get_or_stale(self) -> tuple[list[GpuType], float | None]:
+        """(the catalog, None), or when it cannot be read now, (the last good one, its age
+        in seconds); raises when there never was one."""
+        try:
+            return await self.get(), None
+        except ProviderError:
+            if self._types is None or self._fetched_at is None:
+                raise
+            return list(self._types), self._clock() - self._fetched_at
 
     async def get(self, *, refresh: bool = False) -> list[GpuType]:
         asked_after = self._fetches_started
@@ -59,11 +76,19 @@ class CatalogCache:
             if self._types is not None:
                 if (refresh and self._data_from > asked_after) or (not refresh and self._fresh()):
                     return list(self._types)
+            if (not refresh and self._failure is not None
+                    and self._clock() - self._failure[0] < self._failure_ttl):
+                raise self._failure[1]
             self._fetches_started += 1
             number = self._fetches_started
             started = self._clock()
-            types = await self._fetch()
+            try:
+                types = await self._fetch()
+            except ProviderError as exc:
+                self._failure = (self._clock(), exc)
+                raise
             self._types, self._fetched_at, self._data_from = types, started, number
+            self._failure = None
             return list(types)
 
 

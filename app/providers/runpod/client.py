@@ -176,6 +176,11 @@ class RunPodProvider(ClusterCalls):
         """The catalog with prices and pod availability, cached `catalog_ttl` seconds."""
         return await self._catalog.get(refresh=refresh)
 
+    async def gpu_types_or_stale(self) -> tuple[list[GpuType], float | None]:
+        """The catalog, or when RunPod cannot be read now, the last good one and its age
+        in seconds (None when fresh)."""
+        return await self._catalog.get_or_stale()
+
     async def resolve_gpu_type(self, query: str) -> GpuType:
         """'4090' -> RTX 4090; 'h100 sxm' -> the SXM H100; 'h100' -> GpuTypeAmbiguous."""
         return resolve(query, await self.gpu_types())
@@ -204,26 +209,6 @@ class RunPodProvider(ClusterCalls):
         types = await self._backoff.run("gpu_types", attempt, retry_reads)
         log.info("runpod: GPU catalog fetched, %d types", len(types))
         return types
-
-    async def data_center_ids(self) -> set[str]:
-        """Every data center RunPod lists (`GET /catalog/datacenters`), cached like the GPU
-        catalog."""
-        return set(await self._data_centers.get())
-
-    async def _fetch_data_centers(self) -> list[str]:
-        endpoint = "GET /catalog/datacenters"
-
-        async def attempt() -> list[str]:
-            resp = await self._send("GET", "/catalog/datacenters", endpoint)
-            if not resp.is_success:
-                raise self._error(resp, endpoint)
-            data = self._json(resp, endpoint)
-            entries = data.get("dataCenters") if isinstance(data, dict) else None
-            if not isinstance(entries, list):
-                raise UnexpectedResponse(f"{endpoint}: response has no 'dataCenters' list")
-            return [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
-
-        return await self._backoff.run("data_centers", attempt, retry_reads)
 
 
 def _age_key(pod: Pod) -> tuple[int, float, str]:

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from app.providers.base import Cluster, ClusterSpec, InvalidRequest, NetworkVolume, NotFound
+from typing import Any
+
+from app.providers.base import (
+    Cluster,
+    ClusterSpec,
+    DataCenter,
+    InvalidRequest,
+    NetworkVolume,
+    NotFound,
+)
 
 from . import types as v2
+from .catalog import CatalogCache
 from .http import RunPodHTTP, log
 from .mapping import cluster_body, describe_body, to_cluster, to_network_volume
 from .retry import retry_create, retry_reads
 
 
 class ClusterCalls(RunPodHTTP):
-    """The Instant Cluster and network volume calls of `RunPodProvider`."""
+    """The Instant Cluster, network volume and data center calls of `RunPodProvider`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._data_center_cache = CatalogCache(
+            self._fetch_data_centers, ttl=self.config.catalog_ttl,  # type: ignore[arg-type]
+            **({"clock": kwargs["clock"]} if "clock" in kwargs else {}))
 
     # --- Instant Clusters -------------------------------------------------------------
 
@@ -139,6 +155,31 @@ class ClusterCalls(RunPodHTTP):
             raise self._error(resp, endpoint)
 
         return await self._backoff.run("get_network_volume", attempt, retry_reads)
+
+
+    # --- data centers ------------------------------------------------------------------------
+
+    async def data_centers(self, *, refresh: bool = False) -> list[DataCenter]:
+        """`GET /catalog/datacenters`: which offer global networking and which volume tiers;
+        cached `catalog_ttl` seconds like the GPU catalog."""
+        return await self._data_center_cache.get(refresh=refresh)  # type: ignore[return-value]
+
+    async def _fetch_data_centers(self) -> list[DataCenter]:
+        endpoint = "GET /catalog/datacenters"
+
+        async def attempt() -> v2.ListDataCentersResponse:
+            resp = await self._send("GET", "/catalog/datacenters", endpoint)
+            if resp.is_success:
+                return self._parse(resp, v2.ListDataCentersResponse, endpoint)
+            raise self._error(resp, endpoint)
+
+        listing = await self._backoff.run("data_centers", attempt, retry_reads)
+        return [
+            DataCenter(id=dc.id, name=dc.name or dc.id, region=dc.region,
+                       global_network=dc.global_network,
+                       network_volume_types=tuple(dc.network_volume_types))
+            for dc in listing.data_centers
+        ]
 
 
 def _created_key(cluster: Cluster) -> tuple[int, float, str]:

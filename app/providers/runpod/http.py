@@ -81,8 +81,6 @@ class RunPodHTTP:
             backoff["jitter"] = jitter
         self._backoff = Backoff(**backoff)
         self._catalog = CatalogCache(self._fetch_catalog, ttl=config.catalog_ttl, clock=clock)
-        self._data_centers = CatalogCache(self._fetch_data_centers, ttl=config.catalog_ttl,
-                                          clock=clock)
 
     def __repr__(self) -> str:
         return f"RunPodProvider(api_url={self.config.api_url!r})"

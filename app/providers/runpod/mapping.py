@@ -130,6 +130,16 @@ def _price(offered: bool, value: float | None) -> float | None:
     return float(value)
 
 
+_LEVELS = ("HIGH", "MEDIUM", "LOW", "NONE")
+
+
+def _level(value: str | None) -> str | None:
+    """A stock level Hangar knows (RunPod's text, upper-cased), else None: an unknown level
+    is not stock Hangar can rank."""
+    value = (value or "").strip().upper()
+    return value if value in _LEVELS else None
+
+
 def to_gpu_type(gpu: v2.GpuType) -> base.GpuType:
     return base.GpuType(
         id=gpu.id,
@@ -139,9 +149,9 @@ def to_gpu_type(gpu: v2.GpuType) -> base.GpuType:
         community=gpu.community,
         price_secure=_price(gpu.secure, gpu.price.secure),
         price_community=_price(gpu.community, gpu.price.community),
-        availability=gpu.availability,
+        availability=_level(gpu.availability),
         data_centers=tuple(
-            base.DataCenterStock(id=dc.id, availability=dc.availability or "NONE")
+            base.DataCenterStock(id=dc.id, availability=_level(dc.availability) or "NONE")
             for dc in gpu.data_centers
         ),
         max_count_secure=gpu.max_count.secure,

@@ -257,6 +257,33 @@ class ListNetworkVolumesResponse(_Model):
     pagination: Pagination | None = None
 
 
+# --- data centers -------------------------------------------------------------
+
+
+class DataCenter(_Model):
+    """`components.schemas.DataCenter` (availability arrays are not read)."""
+
+    id: str
+    name: str = ""
+    region: str | None = None
+    global_network: bool = False
+    network_volume_types: list[str] = Field(default_factory=list)
+
+    @field_validator("global_network", mode="before")
+    @classmethod
+    def _null_bool(cls, v: object) -> object:
+        return False if v is None else v
+
+    @field_validator("network_volume_types", mode="before")
+    @classmethod
+    def _null_list(cls, v: object) -> object:
+        return [] if v is None else v
+
+
+class ListDataCentersResponse(_Model):
+    data_centers: list[DataCenter] = Field(default_factory=list)
+
+
 # --- catalog ----------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The `hangar` command line: api, worker, migrate, dev, keys, simulator."""
+"""The server's commands: api, worker, migrate, dev, keys, simulator."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import time
 
 import typer
 
-cli = typer.Typer(help="Hangar: GPU clusters on demand.", no_args_is_help=True)
-keys = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+cli = typer.Typer()
+keys = typer.Typer(help="Manage API tokens and the encryption of stored secrets.",
+                   no_args_is_help=True)
 cli.add_typer(keys, name="keys")
+teams = typer.Typer(help="Manage teams and their limits.", no_args_is_help=True)
+cli.add_typer(teams, name="teams")
 
 SIM_KEY = "sim-key"
 
@@ -23,11 +26,23 @@ def _settings():
     from app.settings import get_settings
 
     settings = get_settings()
-    secrets = [settings.secret_key.get_secret_value()]
-    if settings.runpod_api_key is not None:
-        secrets.append(settings.runpod_api_key.get_secret_value())
+    secrets = [s.get_secret_value() for s in (settings.runpod_api_key, settings.secret_key)
+               if s is not None]
+    if settings.secret_key_old is not None:
+        from app.domain.crypto import parse_old_keys
+
+        secrets += parse_old_keys(settings.secret_key_old.get_secret_value())
     configure_logging(settings.log_level, settings.log_json, secrets=secrets)
     return settings
+
+
+def _require_secret_key(settings) -> None:
+    """`hangar api` and `hangar worker` store and read encrypted secrets: no key, no start."""
+    if not settings.has_secret_key:
+        from app.settings import MISSING_SECRET_KEY
+
+        typer.echo(f"error: {MISSING_SECRET_KEY}", err=True)
+        raise typer.Exit(2)
 
 
 def _database_url() -> str:
@@ -52,6 +67,7 @@ def api(
     from app.api.server import uvicorn_bounds
 
     settings = _settings()
+    _require_secret_key(settings)
     uvicorn.run(
         "app.api.app:create_app",
         factory=True,
@@ -72,6 +88,7 @@ def api(
 def worker() -> None:
     """Run an arq worker: provisioning jobs and the reconciler cron."""
     settings = _settings()
+    _require_secret_key(settings)
     from workers.runner import HangarWorker
     from workers.settings import worker_options
 
@@ -92,6 +109,8 @@ def keys_create(
     team: str = typer.Option(..., "--team", help="Team name; created if needed."),
 ) -> None:
     """Create an API token for a team. The token is printed once, alone on the last line."""
+    import asyncio
+
     from app.db.session import make_engine, make_sessionmaker
     from app.services.teams import create_token
 
@@ -110,12 +129,75 @@ def keys_create(
     typer.echo(asyncio.run(run()))
 
 
+def _limit(value: str | None, kind: type) -> tuple[bool, float | int | None]:
+    """(given, value) of a limit option: unset, "default" (back to the setting) or a number."""
+    if value is None:
+        return False, None
+    if value.strip().lower() in ("default", "none", "null"):
+        return True, None
+    try:
+        number = kind(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number (or 'default')") from None
+    if number < 0:
+        raise typer.BadParameter(f"{value!r} is negative")
+    return True, number
+
+
+@teams.command("set-limits")
+def teams_set_limits(
+    team: str = typer.Option(..., "--team", help="Team name; created if needed."),
+    max_live_clusters: str = typer.Option(None, help="A number, or 'default'."),
+    max_live_nodes: str = typer.Option(None, help="A number, or 'default'."),
+    max_hourly_spend: str = typer.Option(None, help="USD per hour, or 'default'."),
+    monthly_budget: str = typer.Option(
+        None, help="USD per UTC month (creates are refused once it is spent; running "
+        "clusters are not stopped), or 'default' (HANGAR_TEAM_MONTHLY_BUDGET)."),
+) -> None:
+    """Set a team's own limits (the rest keep theirs). 'default' clears an override."""
+    from sqlalchemy import update
+
+    from app.db.models import Team
+    from app.db.session import make_engine, make_sessionmaker
+    from app.services.limits import effective_limits
+    from app.services.teams import get_or_create_team
+
+    changes = {}
+    for name, value, kind in (("max_live_clusters", max_live_clusters, int),
+                              ("max_live_nodes", max_live_nodes, int),
+                              ("max_hourly_spend", max_hourly_spend, float),
+                              ("monthly_budget", monthly_budget, float)):
+        given, number = _limit(value, kind)
+        if given:
+            changes[name] = number
+    settings = _settings()
+
+    async def run() -> dict:
+        engine = make_engine(_database_url(), pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                row = await get_or_create_team(session, team)
+                if changes:
+                    await session.execute(update(Team).where(Team.id == row.id).values(**changes))
+                    await session.refresh(row)
+                return effective_limits(row, settings)
+        finally:
+            await engine.dispose()
+
+    limits = asyncio.run(run())
+    for name, limit in limits.items():
+        shown = "none" if limit.value is None else f"{limit.value:g}"
+        typer.echo(f"{name} {shown} ({limit.source})")
+
+
 @keys.command("revoke")
 def keys_revoke(
     token: str = typer.Argument(..., help="The token, or its displayed prefix."),
 ) -> None:
     """Revoke an API token, and tell the running API processes (through REDIS_URL) to drop
     it from their token caches."""
+    import asyncio
+
     from app.db.session import make_engine, make_sessionmaker
     from app.services.teams import announce_revoked, revoke_tokens
 
@@ -145,6 +227,35 @@ def keys_revoke(
     n, note = asyncio.run(run())
     typer.echo(f"revoked {n} token(s)" + (f"; {note}" if note else ""))
     if n == 0:
+        raise typer.Exit(1)
+
+
+@keys.command("rotate-secrets")
+def keys_rotate_secrets(
+    batch: int = typer.Option(200, min=1, help="Clusters re-encrypted per transaction."),
+) -> None:
+    """Re-encrypt every stored SSH private key and cluster secret with HANGAR_SECRET_KEY
+    (reading them with it or with HANGAR_SECRET_KEY_OLD). Run after setting the new key
+    everywhere (old one in HANGAR_SECRET_KEY_OLD); then HANGAR_SECRET_KEY_OLD can go."""
+    settings = _settings()
+    _require_secret_key(settings)
+    from app.db.session import make_engine, make_sessionmaker
+    from app.services.rotation import rotate_secrets
+
+    async def run():
+        engine = make_engine(_database_url(), pool_size=1)
+        try:
+            return await rotate_secrets(make_sessionmaker(engine), settings.keyring,
+                                        batch=batch)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    typer.echo(f"re-encrypted {result.rotated} cluster(s) with HANGAR_SECRET_KEY")
+    if result.failed:
+        shown = ", ".join(str(c) for c in result.failed[:20])
+        typer.echo(f"error: {len(result.failed)} cluster(s) could not be decrypted with "
+                   f"HANGAR_SECRET_KEY or HANGAR_SECRET_KEY_OLD: {shown}", err=True)
         raise typer.Exit(1)
 
 
@@ -178,6 +289,13 @@ def dev(
 
     upgrade_head(db_url)
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url)
+    if not settings.has_secret_key:
+        from app.settings import DEV_SECRET_KEY
+
+        env["HANGAR_SECRET_KEY"] = DEV_SECRET_KEY
+        typer.echo("HANGAR_SECRET_KEY is not set: running on the development key, which "
+                   "protects nothing. Set HANGAR_SECRET_KEY before storing real secrets.",
+                   err=True)
     children: list[subprocess.Popen] = []
     exe = [sys.executable, "-m", "app.cli"]
     if settings.simulated:
@@ -232,11 +350,3 @@ def _wait_ready(url: str, children: list[subprocess.Popen], timeout: float) -> b
             pass
         time.sleep(0.1)
     return False
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
 """bootstrap output beyond the limits: nodes.output_skipped_bytes, output_notice_at,
 output_noticed_lines, output_noticed_bytes (drop notices at most once per node per 10 s)
 
-Revision ID: 0003_output_limits
-Revises: 0002
+Revision ID: 0007_output_limits
+Revises: 0006_network
 Create Date: 2026-12-04 12:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0003_output_limits'
-down_revision: str | None = '0002'
+revision: str = '0007_output_limits'
+down_revision: str | None = '0006_network'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
