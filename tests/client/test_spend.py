@@ -26,11 +26,11 @@ from hangar_client import (
 )
 from sqlalchemy import select, update
 
-from app.db.models import Cluster, Node, Team
+from app.db.models import Cluster, Team
 from app.services.state import utcnow
 from tests.client.conftest import GPU, in_thread
 from tests.client.test_cli import cli_env, hangar
-from tests.support.events import make_cluster
+from tests.support.events import billed_cluster, make_cluster
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -42,27 +42,6 @@ def client(url: str, token: str) -> HangarClient:
 async def team_id(db, name: str = "alpha") -> uuid.UUID:
     async with db() as session:
         return (await session.execute(select(Team.id).where(Team.name == name))).scalar_one()
-
-
-async def billed_cluster(db, team: uuid.UUID, spans: list[tuple], *, name: str,
-                         ready_at: datetime | None = None) -> uuid.UUID:
-    """A cluster whose node i ran from spans[i][0] to spans[i][1] (None: still running) at
-    spans[i][2] USD/h with spans[i][3] GPUs (default 1)."""
-    cid = await make_cluster(db, team, nodes=len(spans), name=name)
-    running = any(s[1] is None for s in spans)
-    async with db() as session, session.begin():
-        await session.execute(update(Cluster).where(Cluster.id == cid).values(
-            created_at=min(s[0] for s in spans), ready_at=ready_at,
-            status="ready" if running else "terminated",
-            terminated_at=None if running else max(s[1] for s in spans)))
-        for i, span in enumerate(spans):
-            start, end, rate = span[:3]
-            await session.execute(update(Node).where(
-                Node.cluster_id == cid, Node.index == i).values(
-                started_at=start, terminated_at=end, hourly_rate=rate,
-                gpu_count=span[3] if len(span) > 3 else 1,
-                status="ready" if end is None else "terminated"))
-    return cid
 
 
 async def october(db) -> list[uuid.UUID]:
