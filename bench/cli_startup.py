@@ -1,5 +1,6 @@
 """Start-up of the client command line: `hangar clusters ls` against a running API (the
-whole command: start, import, one request, print, exit), with `hangar --help` beside it.
+whole command: start, import, one request, print, exit), with `hangar usage`,
+`hangar usage --help` and `hangar --help` beside it.
 
 Prints the median, min and max wall time of `--runs` runs of each, and what
 `python -X importtime` says the slowest imports of `hangar clusters ls` are. The target is
@@ -86,9 +87,11 @@ async def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HANGAR_")}
         env.update(HANGAR_URL=stack.api_url, HANGAR_TOKEN=token)
         timed([HANGAR, "clusters", "ls"], env)  # warm the disk cache
-        ls, help_ = [], []
-        for _ in range(args.runs):  # interleaved, so both see the same machine
+        ls, usage, usage_help, help_ = [], [], [], []
+        for _ in range(args.runs):  # interleaved, so all see the same machine
             ls.append(timed([HANGAR, "clusters", "ls"], env))
+            usage.append(timed([HANGAR, "usage"], env))
+            usage_help.append(timed([HANGAR, "usage", "--help"], env))
             help_.append(timed([HANGAR, "--help"], env))
         imports = await asyncio.to_thread(slowest_imports, env)
 
@@ -96,6 +99,7 @@ async def main() -> int:
         "runs": args.runs,
         "clusters_ls_median_s": rnd(median(ls)), "clusters_ls_min_s": rnd(min(ls)),
         "clusters_ls_max_s": rnd(max(ls)),
+        "usage_median_s": rnd(median(usage)), "usage_help_median_s": rnd(median(usage_help)),
         "help_median_s": rnd(median(help_)), "help_min_s": rnd(min(help_)),
         "help_max_s": rnd(max(help_)),
         "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
@@ -105,6 +109,10 @@ async def main() -> int:
     lines = [
         f"hangar clusters ls: median {median(ls):.3f} s (min {min(ls):.3f}, max {max(ls):.3f}) "
         f"over {args.runs} runs; target <= 0.3 s",
+        f"hangar usage:       median {median(usage):.3f} s (min {min(usage):.3f}, "
+        f"max {max(usage):.3f})",
+        f"hangar usage --help: median {median(usage_help):.3f} s (min {min(usage_help):.3f}, "
+        f"max {max(usage_help):.3f})",
         f"hangar --help:      median {median(help_):.3f} s (min {min(help_):.3f}, "
         f"max {max(help_):.3f})",
         "slowest imports of `clusters ls` (cumulative ms): "

@@ -1,8 +1,10 @@
 """The `hangar` command line.
 
-- server.py: run Hangar (`api`, `worker`, `migrate`, `dev`, `keys`, `simulator`), on typer.
-- clusters.py: use it over HTTP (`clusters …`, `gpu-types`) through `hangar_client`. Those
-  take a fast path from `main`: no typer, nothing of the server.
+- server.py: run Hangar (`api`, `worker`, `migrate`, `dev`, `keys`, `teams`, `simulator`),
+  on typer.
+- clusters.py: use it over HTTP (`clusters …`, `gpu-types`, `network-volumes`) through
+  `hangar_client`, and spend.py likewise (`usage`, `team`). Those take a fast path from
+  `main`: no typer, nothing of the server.
 """
 
 
@@ -13,21 +15,24 @@ def app():
     """The typer application: the server's commands, and the client's listed for --help."""
     import typer
 
-    from app.cli import clusters, server
+    from app.cli import clusters, server, spend
 
     cli = typer.Typer(help="Hangar: GPU clusters on demand.", no_args_is_help=True)
     cli.add_typer(server.cli)
     passthrough = {"allow_extra_args": True, "ignore_unknown_options": True,
                    "help_option_names": []}
 
-    @cli.command("clusters", help=clusters.CLUSTERS_HELP, context_settings=passthrough)
-    def _clusters(ctx: typer.Context) -> None:
-        raise typer.Exit(clusters.main(["clusters", *ctx.args]))
+    helps = {"clusters": clusters.CLUSTERS_HELP, "gpu-types": clusters.GPU_TYPES_HELP,
+             "network-volumes": clusters.NETWORK_VOLUMES_HELP, "usage": spend.USAGE_HELP,
+             "team": spend.TEAM_HELP}
 
-    @cli.command("gpu-types", help=clusters.GPU_TYPES_HELP, context_settings=passthrough)
-    def _gpu_types(ctx: typer.Context) -> None:
-        raise typer.Exit(clusters.main(["gpu-types", *ctx.args]))
+    def passing_through(name: str) -> None:
+        @cli.command(name, help=helps[name], context_settings=passthrough)
+        def _client_command(ctx: typer.Context) -> None:
+            raise typer.Exit(clusters.main([name, *ctx.args]))
 
+    for name in clusters.COMMANDS:
+        passing_through(name)
     return cli
 
 

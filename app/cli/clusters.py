@@ -1,4 +1,5 @@
-"""`hangar clusters …` and `hangar gpu-types`: the API over HTTP, through `hangar_client`.
+"""`hangar clusters …`, `hangar gpu-types`, `hangar network-volumes` (and, from spend.py,
+`hangar usage` and `hangar team`): the API over HTTP, through `hangar_client`.
 
 HANGAR_URL (default http://127.0.0.1:8000) and HANGAR_TOKEN say where and as whom.
 Results (and `--json`: the API's JSON, one document a line) go to standard output;
@@ -23,13 +24,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hangar_client import Cluster, HangarClient
 
-COMMANDS = ("clusters", "gpu-types")  # `hangar <these>` are parsed here
+# `hangar <these>` are parsed here (usage and team in spend.py).
+COMMANDS = ("clusters", "gpu-types", "network-volumes", "usage", "team")
 DEFAULT_URL = "http://127.0.0.1:8000"
 WAIT_TIMEOUT_S = 3600.0
 DELETE_TIMEOUT_S = 600.0
 CLUSTERS_HELP = ("Create, follow, list, delete and log into clusters through the API at "
                  "HANGAR_URL with HANGAR_TOKEN.")
 GPU_TYPES_HELP = "The GPU catalog: per-GPU hourly prices and availability."
+NETWORK_VOLUMES_HELP = ("Network volumes a cluster can mount (clusters create "
+                        "--network-volume ID).")
 
 
 class Exit(Exception):
@@ -158,10 +162,43 @@ def public_keys(values: Sequence[str]) -> list[str]:
 # --- commands ------------------------------------------------------------------------------
 
 
+def duration(value: str) -> int | None:
+    """`SECONDS`, or with a unit (`90m`, `2h`, `1d`); `none` for no TTL."""
+    text = value.strip().lower()
+    if text == "none":
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    scale = units.get(text[-1:], 0)
+    number = text[:-1] if scale else text
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of seconds (3600, or 90m, 2h, 1d) or 'none'")
+    return int(number) * (scale or 1)
+
+
+def positive_seconds(value: str) -> int:
+    seconds = duration(value)
+    if seconds is None:
+        raise argparse.ArgumentTypeError("a TTL at create is a number of seconds (3600, 2h)")
+    return seconds
+
+
+def positive_money(value: str) -> float:
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = float("nan")
+    if not 0 < amount < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive amount of USD per hour")
+    return amount
+
+
 @explained
 def create(args: argparse.Namespace) -> int:
     fields: dict[str, Any] = {"nodes": args.nodes, "gpu_count": args.gpu_count,
-                              "ttl_seconds": args.ttl, "network": args.network}
+                              "ttl_seconds": args.ttl, "network": args.network,
+                              "network_volume_id": args.network_volume,
+                              "max_hourly_cost": args.max_hourly_cost}
     if args.setup is not None:
         try:
             fields["setup"] = (sys.stdin.read() if args.setup == "-"
@@ -289,6 +326,27 @@ def remove(args: argparse.Namespace) -> int:
 
 
 @explained
+def set_ttl(args: argparse.Namespace) -> int:
+    with connect() as hangar:
+        cluster = hangar.update_cluster(args.id, ttl_seconds=args.seconds)
+    if args.json:
+        print_json(cluster.raw)
+        return 0
+    what = f"cluster {cluster.name} ({cluster.id})"
+    if cluster.ttl_seconds is None:
+        out(f"{what}: no TTL, it runs until deleted")
+    elif cluster.status not in ("pending", "provisioning", "bootstrapping", "ready"):
+        out(f"{what} is {cluster.status}: its new TTL ({cluster.ttl_seconds} s after ready) "
+            "has passed")
+    elif cluster.expires_at is not None:
+        out(f"{what} expires at {cluster.expires_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(ttl {cluster.ttl_seconds} s after ready)")
+    else:
+        out(f"{what} expires {cluster.ttl_seconds} s after it is ready")
+    return 0
+
+
+@explained
 def ssh(args: argparse.Namespace) -> int:
     import shutil
     import signal
@@ -340,6 +398,23 @@ def gpu_types(args: argparse.Namespace) -> int:
     return 0
 
 
+@explained
+def network_volumes(args: argparse.Namespace) -> int:
+    with connect() as hangar:
+        volumes = hangar.list_network_volumes()
+    if args.json:
+        print_json([v.raw for v in volumes])
+        return 0
+    from app.cli.text import columns
+
+    out(columns(("ID", "NAME", "SIZE", "DATA CENTER", "TYPE"), [
+        [v.id, v.name, f"{v.size_gb} GB" if v.size_gb is not None else "-",
+         v.data_center_id or "-", v.type or "-"]
+        for v in volumes
+    ]))
+    return 0
+
+
 # --- arguments -----------------------------------------------------------------------------
 
 
@@ -376,8 +451,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--secret", action="append", default=[], metavar="NAME[=VALUE]",
                    help="For the setup script only, never shown again; NAME alone takes "
                    "the value from your environment; repeatable.")
-    p.add_argument("--ttl", type=int, metavar="SECONDS",
-                   help="Tear the cluster down this long after it is ready.")
+    p.add_argument("--network-volume", metavar="ID",
+                   help="Mount this network volume (hangar network-volumes) at "
+                   "/workspace on every node; the cluster runs in its data center.")
+    p.add_argument("--ttl", type=positive_seconds, metavar="SECONDS",
+                   help="Tear the cluster down this long after it is ready (3600, 2h).")
+    p.add_argument("--max-hourly-cost", type=positive_money, metavar="USD",
+                   help="Refuse (or stop before) a price above this many USD per hour.")
     p.add_argument("--wait", action="store_true",
                    help="Follow it with live progress until ready (exit 0) or failed (1).")
     p.add_argument("--timeout", type=float, default=WAIT_TIMEOUT_S, metavar="SECONDS",
@@ -405,6 +485,13 @@ def parser() -> argparse.ArgumentParser:
                    help=f"How long --wait waits ({DELETE_TIMEOUT_S:g}).")
     as_json(p)
 
+    p = command("ttl", set_ttl, "Change a live cluster's TTL, counted from when it was "
+                "ready (an expiry already past tears it down now); 'none' clears it.")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("seconds", type=duration, metavar="SECONDS|none",
+                   help="3600, or 90m, 2h, 1d; 'none': no TTL.")
+    as_json(p)
+
     p = command("ssh", ssh, "Log into a node with OpenSSH as root, trusting only the host "
                 "key Hangar pinned; your key must be on it (create --ssh-key).")
     p.add_argument("id", metavar="ID")
@@ -418,6 +505,15 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=gpu_types)
     p.add_argument("--name", help="Only types whose id or name contains this (e.g. 4090).")
     as_json(p)
+
+    p = commands.add_parser("network-volumes", help=NETWORK_VOLUMES_HELP,
+                            description=NETWORK_VOLUMES_HELP)
+    p.set_defaults(run=network_volumes)
+    as_json(p)
+
+    from app.cli import spend
+
+    spend.add_commands(commands)
     return top
 
 

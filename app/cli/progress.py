@@ -19,6 +19,7 @@ from hangar_client import (
     Cluster,
     ClusterNotice,
     ClusterStatusChanged,
+    ClusterTornDown,
     Event,
     NodeOutput,
     NodeStatusChanged,
@@ -83,7 +84,11 @@ class Progress:
         if isinstance(event, NodeOutput):
             self.line(Text.assemble((f"node {event.node} │ ", "dim"), printable(event.line)))
             return
-        if isinstance(event, ClusterNotice):
+        if isinstance(event, ClusterTornDown):
+            self.line(Text("cluster torn down: every pod is gone, it costs nothing more",
+                           style="dim"))
+            self._refresh()
+        elif isinstance(event, ClusterNotice):
             where = "" if event.node is None else f"node {event.node}: "
             self.line(Text.assemble(("notice ", "yellow"), where, printable(event.message)))
         elif isinstance(event, NodeStatusChanged | ClusterStatusChanged):

@@ -30,11 +30,15 @@ def money(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"${value:,.2f}{unit}"
 
 
-def columns(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns, two spaces apart, like `ps` or `kubectl get`."""
+def columns(headers: Sequence[str], rows: Sequence[Sequence[object]],
+            right: Sequence[int] = ()) -> str:
+    """Columns two spaces apart, like `ps` or `kubectl get`: left-aligned, except those
+    whose index is in `right` (figures)."""
     cells = [[printable(c) for c in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+    return "\n".join("  ".join(c.rjust(w) if i in right else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                               ).rstrip()
                      for row in cells)
 
 

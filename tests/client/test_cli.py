@@ -207,10 +207,11 @@ async def test_usage_errors_exit_2(served, token) -> None:
 async def test_help_lists_every_command() -> None:
     run = await hangar(cli_env("http://127.0.0.1:9", None), "--help")
     assert run.code == 0
-    for command in ("clusters", "gpu-types", "api", "worker", "migrate", "dev", "keys"):
-        assert command in run.out
+    for command in ("clusters", "gpu-types", "network-volumes", "usage", "team", "api",
+                    "worker", "migrate", "dev", "keys"):
+        assert re.search(rf"^\W+{command}\s", run.out, re.M), command
     run = await hangar(cli_env("http://127.0.0.1:9", None), "clusters", "--help")
-    for command in ("create", "ls", "get", "watch", "rm", "ssh"):
+    for command in ("create", "ls", "get", "watch", "rm", "ttl", "ssh"):
         assert re.search(rf"^\s+{command}\s", run.out, re.M), command
 
 
@@ -233,7 +234,7 @@ async def test_client_commands_load_nothing_of_the_server(served, token) -> None
              "pydantic", "typer", "click", "rich", "uvicorn", "structlog", "workers"}
     assert loaded & heavy == set()
     assert not {m for m in err.decode().split() if m.startswith("app.")} - {
-        "app.cli", "app.cli.clusters", "app.cli.text"}
+        "app.cli", "app.cli.clusters", "app.cli.spend", "app.cli.text"}
 
 
 async def test_ssh_onto_a_node_with_your_own_key(served, worker, sim, token, tmp_path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -12,23 +14,36 @@ import respx
 from hangar_client import (
     Cluster,
     ClusterNotice,
+    ClusterSpec,
     ClusterStatus,
     ClusterStatusChanged,
+    ClusterTornDown,
+    DataCenterStock,
     Event,
     GpuType,
     HangarClient,
+    Limit,
+    NetworkVolume,
     Node,
     NodeOutput,
     NodeStatusChanged,
     RateLimited,
     ServiceUnavailable,
+    StreamToken,
+    Team,
     UnexpectedResponse,
     Unreachable,
+    Usage,
+    UsageItem,
+    UsageTotal,
 )
 from hangar_client._sse import Comment, Message, SSEDecoder
 
+from app.api.routes.stream_tokens import StreamTokenOut
+from app.schemas import catalog, events, spend
 from app.schemas.catalog import GpuTypeOut
-from app.schemas.clusters import ClusterOut, NodeOut
+from app.schemas.clusters import ClusterCreate, ClusterOut, NodeOut
+from app.schemas.network_volumes import NetworkVolumeOut
 
 URL = "http://hangar.test"
 CLUSTER = {"id": "c1", "name": "train", "status": "pending", "nodes": []}
@@ -102,17 +117,77 @@ def test_events_are_typed_by_their_type() -> None:
     assert isinstance(out, NodeOutput) and out.line == "hi" and out.cluster_id == "c1"
     notice = Event.parse(4, "cluster.notice", {**base, "message": "m", "code": "spot_fallback"})
     assert isinstance(notice, ClusterNotice) and notice.code == "spot_fallback"
-    other = Event.parse(5, "cluster.torn_down", {**base})
-    assert type(other) is Event and other.type == "cluster.torn_down" and other.at.day == 29
-    assert type(Event.parse(6, "node.weird", "not an object")) is Event
+    torn = Event.parse(5, "cluster.torn_down", {**base, "status": "failed"})
+    assert isinstance(torn, ClusterTornDown) and not isinstance(torn, ClusterStatusChanged)
+    assert torn.status == ClusterStatus.FAILED and torn.at.day == 29
+    pending = Event.parse(6, "cluster.pending", {**base, "status": "pending",
+                                                 "hourly_rate": 0.69})
+    assert pending.hourly_rate == 0.69
+    assert type(Event.parse(7, "node.weird", "not an object")) is Event
+    assert type(Event.parse(8, "cluster.hibernated", {**base})) is Event
 
 
-@pytest.mark.parametrize(("model", "schema"), [(Cluster, ClusterOut), (Node, NodeOut),
-                                               (GpuType, GpuTypeOut)])
+@pytest.mark.parametrize(("model", "schema"), [
+    (Cluster, ClusterOut), (Node, NodeOut), (GpuType, GpuTypeOut),
+    (DataCenterStock, catalog.DataCenterStock), (NetworkVolume, NetworkVolumeOut),
+    (StreamToken, StreamTokenOut), (Team, spend.TeamOut), (Limit, spend.LimitOut),
+    (Usage, spend.UsageOut), (UsageItem, spend.UsageItem), (UsageTotal, spend.UsageTotal),
+])
 def test_models_cover_the_servers_fields(model, schema) -> None:
     """A field the server adds to its response models must be added here too."""
     ours = {f.name for f in dataclasses.fields(model)}
     assert set(schema.model_fields) - ours == set()
+
+
+def test_create_takes_every_field_the_server_does() -> None:
+    """`ClusterSpec` (create_cluster's keyword arguments) lists ClusterCreate's fields."""
+    assert set(ClusterSpec.__annotations__) == set(ClusterCreate.model_fields) - {
+        "name", "gpu_type"}
+
+
+def server_events() -> list[tuple[str, type]]:
+    """Every event type of the server's discriminated union, with its data model."""
+    out = []
+    for member in typing.get_args(typing.get_args(events.EventOut)[0]):
+        data = member.model_fields["data"].annotation
+        out += [(t, data) for t in typing.get_args(member.model_fields["type"].annotation)]
+    return out
+
+
+EXPECTED_EVENT_CLASS = {
+    events.ClusterStatusData: ClusterStatusChanged, events.NodeStatusData: NodeStatusChanged,
+    events.NodeOutputData: NodeOutput, events.NoticeData: ClusterNotice,
+    events.TornDownData: ClusterTornDown,
+}
+
+
+@pytest.mark.parametrize(("event_type", "data_model"), server_events())
+def test_event_types_match_the_servers_union(event_type, data_model) -> None:
+    """Each type the server sends parses as its typed event, carrying every data field."""
+    example = {"cluster_id": "c1", "at": "2026-11-29T10:00:00Z", "node": 1, "line": "x",
+               "message": "m", "status": event_type.split(".")[1]}
+    if event_type in ("cluster.notice", "node.output", "cluster.torn_down"):
+        example["status"] = "failed"
+    event = Event.parse(3, event_type, example)
+    cls = EXPECTED_EVENT_CLASS[data_model]
+    assert type(event) is cls, event_type
+    ours = {f.name for f in dataclasses.fields(cls)}
+    assert set(data_model.model_fields) - ours == set()
+
+
+def test_spend_models_tolerate_a_newer_or_older_server() -> None:
+    team = Team.from_json({"name": "alpha", "limits": {
+        "max_live_nodes": {"value": 8, "source": "team"},
+        "gpu_minutes": {"value": None, "source": "default", "extra": 1}}, "new": True})
+    assert team.limits["max_live_nodes"] == Limit(value=8.0, source="team")
+    assert team.limits["gpu_minutes"].value is None and team.month_to_date_cost is None
+    usage = Usage.from_json({"from": "2026-10-01T00:00:00Z", "to": "2026-11-01T00:00:00Z",
+                             "group_by": "node", "items": [{"key": "k", "cost": 1}, "junk"]})
+    assert usage.start == datetime(2026, 10, 1, tzinfo=UTC) and usage.group_by == "node"
+    assert usage.items == [UsageItem(key="k", cost=1.0)] and usage.total == UsageTotal()
+    token = StreamToken.from_json({"token": "hgs_secret", "expires_at": "2026-11-29T10:05:00Z",
+                                   "events_url": "http://h/clusters/c/events?access_token=x"})
+    assert "hgs_secret" not in repr(token) and "access_token" not in repr(token)
 
 
 # --- retries and errors --------------------------------------------------------------------
@@ -246,3 +321,55 @@ def test_wait_polls_where_the_stream_is_unavailable(sleeps) -> None:
         assert hangar.wait_until_ready("c1", timeout=60).status == "ready"
     assert stream.call_count == 1, "asked once; polled after"
     assert len(sleeps) == 2 and sleeps[0] < sleeps[1], "polls, backing off"
+
+
+# --- the newer calls -----------------------------------------------------------------------
+
+
+@respx.mock
+def test_update_tells_not_given_from_clear() -> None:
+    route = respx.patch(f"{URL}/clusters/c1").mock(return_value=httpx.Response(
+        200, json={**CLUSTER, "ttl_seconds": 60}))
+    with HangarClient(URL, "t") as hangar:
+        assert hangar.update_cluster("c1", ttl_seconds=60).ttl_seconds == 60
+        hangar.update_cluster("c1", ttl_seconds=None)
+        with pytest.raises(TypeError, match="nothing to change"):
+            hangar.update_cluster("c1")
+    assert [json.loads(c.request.content) for c in route.calls] == [
+        {"ttl_seconds": 60}, {"ttl_seconds": None}]
+
+
+@respx.mock
+def test_usage_follows_pages_and_sends_the_window() -> None:
+    page = {"from": "2026-10-01T00:00:00Z", "to": "2026-11-01T00:00:00Z",
+            "group_by": "cluster", "total": {"cost": 3.0, "gpu_hours": 3, "node_hours": 3}}
+    route = respx.get(f"{URL}/usage").mock(side_effect=[
+        httpx.Response(200, json={**page, "items": [{"key": "a", "cost": 1.0}],
+                                  "next": "http://elsewhere:9/usage?group_by=cluster"
+                                          "&from=2026-10-01&limit=1&cursor=YQ"}),
+        httpx.Response(200, json={**page, "items": [{"key": "b", "cost": 2.0}],
+                                  "next": None}),
+    ])
+    with HangarClient(URL, "t") as hangar:
+        usage = hangar.get_usage(date(2026, 10, 1), datetime(2026, 11, 1, tzinfo=UTC),
+                                 "cluster", page_size=1)
+    assert [i.key for i in usage.items] == ["a", "b"] and usage.total.cost == 3.0
+    assert usage.raw["items"] == [{"key": "a", "cost": 1.0}, {"key": "b", "cost": 2.0}]
+    assert usage.raw["next"] is None and usage.raw["from"] == page["from"]
+    first, second = (c.request.url for c in route.calls)
+    assert dict(first.params) == {"group_by": "cluster", "from": "2026-10-01",
+                                  "to": "2026-11-01T00:00:00+00:00", "limit": "1"}
+    assert second.host == "hangar.test" and second.params["cursor"] == "YQ"
+
+
+@respx.mock
+def test_usage_csv_is_the_apis_text() -> None:
+    csv_text = "day,cost_usd,gpu_hours,node_hours\n2026-10-01,1.000000,1.0,1.0\n"
+    route = respx.get(f"{URL}/usage").mock(return_value=httpx.Response(
+        200, text=csv_text, headers={"content-type": "text/csv; charset=utf-8"}))
+    with HangarClient(URL, "t") as hangar:
+        assert hangar.usage_csv("2026-10-01") == csv_text
+    assert route.calls[0].request.headers["Accept"] == "text/csv"
+    respx.get(f"{URL}/usage").mock(return_value=httpx.Response(200, json={}))
+    with HangarClient(URL, "t") as hangar, pytest.raises(UnexpectedResponse, match="text/csv"):
+        hangar.usage_csv()

@@ -10,8 +10,7 @@ from sqlalchemy import func, select, update
 
 from app.db.models import Cluster, ClusterEvent, Team
 from app.services.state import utcnow
-from tests.spend.test_usage import billed_cluster
-from tests.support.events import append, make_cluster
+from tests.support.events import append, billed_cluster, make_cluster
 from tests.support.stack import VALID, assert_problem, events
 from workers.housekeeping import purge_old_events, send_budget_alerts
 

@@ -5,38 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
-from app.db.models import Cluster, Node, Team
+from app.db.models import Team
 from app.services.state import utcnow
-from tests.support.events import make_cluster
+from tests.support.events import billed_cluster
 from tests.support.stack import assert_problem
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
-
-
-async def billed_cluster(db, team_id: uuid.UUID, spans: list[tuple], *, name: str = "c",
-                         gpu: str = "NVIDIA GeForce RTX 4090", created: datetime | None = None,
-                         ) -> uuid.UUID:
-    """A cluster whose node i ran from spans[i][0] to spans[i][1] (None: still running) at
-    spans[i][2] USD/h with spans[i][3] GPUs (default 1)."""
-    cid = await make_cluster(db, team_id, nodes=len(spans), name=name)
-    async with db() as session, session.begin():
-        await session.execute(update(Cluster).where(Cluster.id == cid).values(
-            gpu_type_id=gpu, created_at=created or min(s[0] for s in spans),
-            status="ready" if any(s[1] is None for s in spans) else "terminated"))
-        for i, span in enumerate(spans):
-            start, end, rate = span[:3]
-            gpus = span[3] if len(span) > 3 else 1
-            await session.execute(update(Node).where(
-                Node.cluster_id == cid, Node.index == i).values(
-                started_at=start, terminated_at=end, hourly_rate=rate, gpu_count=gpus,
-                status="ready" if end is None else "terminated"))
-    return cid
 
 
 async def test_usage_counts_only_the_seconds_inside_the_window(client_for, db) -> None:

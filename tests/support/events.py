@@ -10,9 +10,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Cluster, Node
@@ -135,3 +137,27 @@ async def finish(sessionmaker: async_sessionmaker[AsyncSession], cluster_id: uui
     async with locked_cluster(sessionmaker, cluster_id, dispatcher) as tx:
         tx.request_delete()
     return tx.last_seq
+
+
+async def billed_cluster(
+    sessionmaker: async_sessionmaker[AsyncSession], team_id: uuid.UUID, spans: list[tuple], *,
+    name: str = "c", gpu: str = "NVIDIA GeForce RTX 4090", created: datetime | None = None,
+    ready_at: datetime | None = None,
+) -> uuid.UUID:
+    """A cluster whose node i ran from spans[i][0] to spans[i][1] (None: still running) at
+    spans[i][2] USD/h with spans[i][3] GPUs (default 1): what usage and cost read."""
+    cid = await make_cluster(sessionmaker, team_id, nodes=len(spans), name=name)
+    running = any(s[1] is None for s in spans)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Cluster).where(Cluster.id == cid).values(
+            gpu_type_id=gpu, created_at=created or min(s[0] for s in spans),
+            ready_at=ready_at, status="ready" if running else "terminated",
+            terminated_at=None if running else max(s[1] for s in spans)))
+        for i, span in enumerate(spans):
+            start, end, rate = span[:3]
+            await session.execute(update(Node).where(
+                Node.cluster_id == cid, Node.index == i).values(
+                started_at=start, terminated_at=end, hourly_rate=rate,
+                gpu_count=span[3] if len(span) > 3 else 1,
+                status="ready" if end is None else "terminated"))
+    return cid

@@ -37,16 +37,25 @@ from hangar_client.models import (
     Availability,
     Cluster,
     ClusterNotice,
+    ClusterSpec,
     ClusterStatus,
     ClusterStatusChanged,
+    ClusterTornDown,
     DataCenterStock,
     Event,
     GpuType,
+    Limit,
     Network,
+    NetworkVolume,
     Node,
     NodeOutput,
     NodeStatus,
     NodeStatusChanged,
+    StreamToken,
+    Team,
+    Usage,
+    UsageItem,
+    UsageTotal,
 )
 
 if TYPE_CHECKING:
@@ -64,9 +73,11 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ApiError", "AsyncHangarClient", "Availability", "BadRequest", "Cluster", "ClusterFailed",
-    "ClusterNotice", "ClusterStatus", "ClusterStatusChanged", "Conflict", "DataCenterStock",
-    "Event", "FieldError", "Forbidden", "Gone", "GpuType", "HangarClient", "HangarError",
-    "InvalidRequest", "Network", "Node", "NodeOutput", "NodeStatus", "NodeStatusChanged",
-    "NotFound", "RateLimited", "ServerError", "ServiceUnavailable", "Unauthorized",
-    "UnexpectedResponse", "Unreachable", "WaitTimeout", "__version__",
+    "ClusterNotice", "ClusterSpec", "ClusterStatus", "ClusterStatusChanged", "ClusterTornDown",
+    "Conflict", "DataCenterStock", "Event", "FieldError", "Forbidden", "Gone", "GpuType",
+    "HangarClient", "HangarError", "InvalidRequest", "Limit", "Network", "NetworkVolume",
+    "Node", "NodeOutput", "NodeStatus", "NodeStatusChanged", "NotFound", "RateLimited",
+    "ServerError", "ServiceUnavailable", "StreamToken", "Team", "Unauthorized",
+    "UnexpectedResponse", "Unreachable", "Usage", "UsageItem", "UsageTotal", "WaitTimeout",
+    "__version__",
 ]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Unpack
 
 import httpx
 
 from hangar_client._core import (
     DEFAULT_TIMEOUT,
     STREAM_READ_TIMEOUT,
+    UNSET,
     Close,
     Core,
     Emit,
@@ -21,9 +23,22 @@ from hangar_client._core import (
     Send,
     Sleep,
     Stream,
+    Unset,
     tls_verify,
 )
-from hangar_client.models import Cluster, ClusterStatus, Event, GpuType
+from hangar_client.models import (
+    Cluster,
+    ClusterSpec,
+    ClusterStatus,
+    Event,
+    GpuType,
+    NetworkVolume,
+    StreamToken,
+    Team,
+    Usage,
+)
+
+When = datetime | date | str | None
 
 
 class AsyncHangarClient:
@@ -66,7 +81,8 @@ class AsyncHangarClient:
     # --- the API (see HangarClient for what each does) -----------------------------------
 
     async def create_cluster(self, name: str, gpu_type: str, *,
-                             idempotency_key: str | None = None, **fields: Any) -> Cluster:
+                             idempotency_key: str | None = None,
+                             **fields: Unpack[ClusterSpec]) -> Cluster:
         return await self._run(self._core.create_cluster(name, gpu_type, idempotency_key,
                                                          fields))
 
@@ -88,6 +104,28 @@ class AsyncHangarClient:
 
     def events(self, cluster_id: str, after: int | None = None) -> AsyncIterator[Event]:
         return self._steps(self._core.events(cluster_id, after))
+
+    async def update_cluster(self, cluster_id: str, *,
+                             ttl_seconds: int | None | Unset = UNSET) -> Cluster:
+        return await self._run(self._core.update_cluster(cluster_id,
+                                                         {"ttl_seconds": ttl_seconds}))
+
+    async def create_stream_token(self, cluster_id: str) -> StreamToken:
+        return await self._run(self._core.create_stream_token(cluster_id))
+
+    async def get_team(self) -> Team:
+        return await self._run(self._core.get_team())
+
+    async def get_usage(self, start: When = None, end: When = None, group_by: str = "day", *,
+                        page_size: int | None = None) -> Usage:
+        return await self._run(self._core.get_usage(start, end, group_by, page_size))
+
+    async def usage_csv(self, start: When = None, end: When = None,
+                        group_by: str = "day") -> str:
+        return await self._run(self._core.usage_csv(start, end, group_by))
+
+    async def list_network_volumes(self) -> list[NetworkVolume]:
+        return await self._run(self._core.list_network_volumes())
 
     async def gpu_types(self, name: str | None = None, cloud_type: str | None = None
                         ) -> list[GpuType]:

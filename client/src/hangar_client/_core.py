@@ -10,6 +10,7 @@ the plan, which decides whether to retry.
 
 from __future__ import annotations
 
+import enum
 import json
 import random
 import ssl
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -39,9 +41,13 @@ from hangar_client.models import (
     ClusterStatusChanged,
     Event,
     GpuType,
+    NetworkVolume,
+    StreamToken,
+    Team,
+    Usage,
 )
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 DEFAULT_TIMEOUT = 30.0
 # The server sends a heartbeat every 15 s on an idle stream (HANGAR_SSE_HEARTBEAT): three
 # missed ones mean the connection is dead, and the stream is resumed on a new one.
@@ -104,6 +110,19 @@ class Emit:
 
 Plan = Generator[Any, Any, Any]
 OnEvent = Callable[[Event], None] | None
+
+
+class Unset(enum.Enum):
+    """The type of `UNSET`: an argument not given, where None has a meaning of its own
+    (`update_cluster(id, ttl_seconds=None)` clears the TTL)."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset.UNSET
 
 
 class StreamUnavailable(Exception):
@@ -272,6 +291,15 @@ class Core:
     def path(cluster_id: str) -> str:
         return "/clusters/" + quote(str(cluster_id), safe="")
 
+    def text(self, request: httpx.Request, media_type: str) -> Plan:
+        response = yield from self.call(request)
+        if media_type not in response.headers.get("content-type", ""):
+            raise UnexpectedResponse(
+                f"{request.method} {request.url.path} answered {response.status_code} with "
+                f"{response.headers.get('content-type') or 'no content type'}, not "
+                f"{media_type}: is HANGAR_URL the API's address?")
+        return response.text
+
     # operations
 
     def create_cluster(self, name: str, gpu_type: str, idempotency_key: str | None,
@@ -305,6 +333,50 @@ class Core:
             # The next page's query on our own base URL: a proxy in front of the API may
             # have a path or scheme the API does not see.
             params = httpx.URL(nxt).params
+
+    def update_cluster(self, cluster_id: str, changes: dict[str, Any]) -> Plan:
+        # Only what the caller gave: None is a value here (null clears the TTL). Setting a
+        # value is idempotent, so a retried PATCH leaves the cluster as one would.
+        body = {k: v for k, v in changes.items() if v is not UNSET}
+        if not body:
+            raise TypeError("update_cluster: nothing to change; pass ttl_seconds=N "
+                            "(or None to clear the TTL)")
+        request = self.request("PATCH", self.path(cluster_id), body=body)
+        return Cluster.from_json((yield from self.json(request)))
+
+    def create_stream_token(self, cluster_id: str) -> Plan:
+        # A retry after a lost answer makes a second token: harmless (each expires).
+        request = self.request("POST", self.path(cluster_id) + "/stream-tokens")
+        return StreamToken.from_json((yield from self.json(request)))
+
+    def get_team(self) -> Plan:
+        return Team.from_json((yield from self.json(self.request("GET", "/team"))))
+
+    def get_usage(self, start: Any, end: Any, group_by: str, page_size: int | None) -> Plan:
+        params = usage_params(start, end, group_by)
+        if page_size is not None:
+            params["limit"] = page_size
+        first: dict[str, Any] | None = None
+        items: list[Any] = []
+        while True:
+            page = yield from self.json(self.request("GET", "/usage", params=params))
+            first = first or page
+            items += [i for i in page.get("items") or [] if isinstance(i, dict)]
+            nxt = page.get("next")
+            if not nxt:
+                break
+            params = httpx.URL(nxt).params  # on our own base URL, as for list_clusters
+        # One document as if one page held every group; `total` already covers them all.
+        return Usage.from_json({**first, "items": items, "next": None})
+
+    def usage_csv(self, start: Any, end: Any, group_by: str) -> Plan:
+        request = self.request("GET", "/usage", params=usage_params(start, end, group_by),
+                               headers={"Accept": "text/csv"})
+        return (yield from self.text(request, "text/csv"))
+
+    def list_network_volumes(self) -> Plan:
+        items = yield from self.json(self.request("GET", "/network-volumes"), list)
+        return [NetworkVolume.from_json(v) for v in items if isinstance(v, dict)]
 
     def gpu_types(self, name: str | None, cloud_type: str | None) -> Plan:
         params = {k: v for k, v in (("name", name), ("cloud_type", cloud_type)) if v}
@@ -485,6 +557,26 @@ class Core:
                 raise cause
             raise Unreachable(f"event stream: {type(cause).__name__}: {cause}") from cause
         yield Sleep(self.delay(failures - 1, retry_after))
+
+
+def when(value: Any, name: str) -> str | None:
+    """A window edge for `GET /usage`: a datetime (naive: UTC, as the API reads it), a date,
+    or an ISO 8601 string passed as it is."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{name} must be a datetime, a date or an ISO 8601 string, "
+                    f"not {type(value).__name__}")
+
+
+def usage_params(start: Any, end: Any, group_by: str) -> dict[str, Any]:
+    # group_by is the server's to check (a newer one may group otherwise): a 422 names them.
+    params: dict[str, Any] = {"group_by": group_by}
+    for key, value in (("from", when(start, "start")), ("to", when(end, "end"))):
+        if value is not None:
+            params[key] = value
+    return params
 
 
 def tls_verify(url: str, verify: Any) -> Any:

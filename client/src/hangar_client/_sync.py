@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Unpack
 
 import httpx
 
 from hangar_client._core import (
     DEFAULT_TIMEOUT,
     STREAM_READ_TIMEOUT,
+    UNSET,
     Close,
     Core,
     Emit,
@@ -21,9 +23,22 @@ from hangar_client._core import (
     Send,
     Sleep,
     Stream,
+    Unset,
     tls_verify,
 )
-from hangar_client.models import Cluster, ClusterStatus, Event, GpuType
+from hangar_client.models import (
+    Cluster,
+    ClusterSpec,
+    ClusterStatus,
+    Event,
+    GpuType,
+    NetworkVolume,
+    StreamToken,
+    Team,
+    Usage,
+)
+
+When = datetime | date | str | None
 
 
 class HangarClient:
@@ -68,11 +83,12 @@ class HangarClient:
     # --- the API -------------------------------------------------------------------------
 
     def create_cluster(self, name: str, gpu_type: str, *, idempotency_key: str | None = None,
-                       **fields: Any) -> Cluster:
-        """Ask for a cluster (`nodes`, `gpu_count`, `setup`, `env`, `ttl_seconds`, ... as in
-        the API's request body; None values are left out). Retries reuse one Idempotency-Key,
-        so a retried create never makes two clusters; pass your own key to extend that to
-        your retries."""
+                       **fields: Unpack[ClusterSpec]) -> Cluster:
+        """Ask for a cluster: any field of the API's request body (`nodes`, `gpu_count`,
+        `network`, `setup`, `env`, `secrets`, `ssh_public_keys`, `network_volume_id`,
+        `ttl_seconds`, `max_hourly_cost`, ...: `ClusterSpec`); None values are left out.
+        Retries reuse one Idempotency-Key, so a retried create never makes two clusters;
+        pass your own key to extend that to your retries."""
         return self._run(self._core.create_cluster(name, gpu_type, idempotency_key, fields))
 
     def get_cluster(self, cluster_id: str) -> Cluster:
@@ -104,6 +120,39 @@ class HangarClient:
         as they happen, until the server ends the stream once the cluster is finished.
         A dropped connection is resumed by itself, with no gap and no duplicate."""
         return self._iterate(self._core.events(cluster_id, after))
+
+    def update_cluster(self, cluster_id: str, *, ttl_seconds: int | None | Unset = UNSET
+                       ) -> Cluster:
+        """Change a live cluster: `ttl_seconds=N` tears it down N seconds after `ready_at`
+        (an expiry already past: now), `ttl_seconds=None` clears the TTL; a field not given
+        is left as it is. `Conflict` (409) once the cluster is terminating or ended."""
+        return self._run(self._core.update_cluster(cluster_id, {"ttl_seconds": ttl_seconds}))
+
+    def create_stream_token(self, cluster_id: str) -> StreamToken:
+        """A short-lived, read-only token for this cluster's event stream, for a browser:
+        `events_url` is ready for `new EventSource(events_url)`. Never an API token in a
+        URL."""
+        return self._run(self._core.create_stream_token(cluster_id))
+
+    def get_team(self) -> Team:
+        """Your team: its limits (and where each comes from), live clusters and nodes,
+        hourly spend now, month-to-date cost and what is left of the monthly budget."""
+        return self._run(self._core.get_team())
+
+    def get_usage(self, start: When = None, end: When = None, group_by: str = "day", *,
+                  page_size: int | None = None) -> Usage:
+        """Cost and GPU-hours over `[start, end)` (UTC; default: this month) per "day",
+        "cluster" or "gpu_type". Grouped by cluster the API answers in pages: every page is
+        fetched (`page_size` clusters each) and `items` holds them all."""
+        return self._run(self._core.get_usage(start, end, group_by, page_size))
+
+    def usage_csv(self, start: When = None, end: When = None, group_by: str = "day") -> str:
+        """The same report as CSV text, as the API writes it (a header, then every group)."""
+        return self._run(self._core.usage_csv(start, end, group_by))
+
+    def list_network_volumes(self) -> list[NetworkVolume]:
+        """The network volumes a cluster can mount (`network_volume_id`)."""
+        return self._run(self._core.list_network_volumes())
 
     def gpu_types(self, name: str | None = None, cloud_type: str | None = None
                   ) -> list[GpuType]:

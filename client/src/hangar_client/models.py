@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 
 class _OpenEnum(StrEnum):
@@ -103,6 +103,31 @@ def _dict(value: Any) -> dict:
 
 def _strs(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+class ClusterSpec(TypedDict, total=False):
+    """What `create_cluster(name, gpu_type, **spec)` takes besides the name and GPU type: the
+    fields of `POST /clusters` (left out, or None: the server's default). Keys a newer
+    server takes are passed through as they are."""
+
+    gpu_count: int  # GPUs per node (1)
+    nodes: int  # pods in the cluster (1)
+    network: str  # "public" (default), "private" or "cluster": how nodes reach each other
+    cloud_type: str  # "secure" (default) or "community"
+    allocation: str  # "on-demand" (default), "spot" or "spot-if-available"
+    image: str | None  # None: the deployment's default image
+    container_disk_gb: int
+    volume_gb: int  # 0: no pod volume (the default with a network volume)
+    volume_mount_path: str
+    ports: list[str]  # "8888/http", ...; 22/tcp is always exposed
+    env: dict[str, str]  # for the pods and the setup script
+    data_center_ids: list[str]  # preferred data centers
+    setup: str  # bash run on every node at bootstrap, as root
+    ssh_public_keys: list[str]  # your OpenSSH public keys, installed on every node
+    secrets: dict[str, str]  # like env, for the setup script only; never returned
+    network_volume_id: str | None  # an existing network volume (list_network_volumes)
+    ttl_seconds: int | None  # torn down this long after ready
+    max_hourly_cost: float | None  # USD/h the cluster may not exceed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,6 +310,150 @@ class GpuType:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class NetworkVolume:
+    """A RunPod network volume a cluster can mount (`network_volume_id`); a cluster that
+    mounts one runs in the volume's data center."""
+
+    id: str
+    name: str
+    size_gb: int | None = None
+    data_center_id: str | None = None
+    type: str | None = None  # STANDARD or HIGH_PERFORMANCE
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d: dict) -> NetworkVolume:
+        return cls(id=str(d.get("id", "")), name=str(d.get("name") or d.get("id", "")),
+                   size_gb=_int(d.get("size_gb")), data_center_id=_str(d.get("data_center_id")),
+                   type=_str(d.get("type")), raw=d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamToken:
+    """A read-only token for one cluster's event stream, for a browser's `EventSource`
+    (`events_url` carries it). Valid until `expires_at`; hand it to a browser, never log it
+    (it is left out of `repr`)."""
+
+    token: str = field(repr=False)
+    expires_at: datetime | None = None
+    events_url: str = field(default="", repr=False)
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d: dict) -> StreamToken:
+        return cls(token=str(d.get("token", "")), expires_at=_dt(d.get("expires_at")),
+                   events_url=str(d.get("events_url", "")), raw=d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limit:
+    """One team limit: `value` None means no limit; `source` is "team" (the team's own
+    override) or "default" (the deployment's setting)."""
+
+    value: float | None = None
+    source: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Any) -> Limit:
+        d = d if isinstance(d, dict) else {}
+        return cls(value=_num(d.get("value")), source=_str(d.get("source")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Team:
+    """`GET /team`: the caller's team, its limits (`max_live_clusters`, `max_live_nodes`,
+    `max_hourly_spend`, `monthly_budget`, and any a newer server adds), what runs now and
+    what this UTC month cost so far. Money is USD."""
+
+    name: str
+    limits: dict[str, Limit] = field(default_factory=dict)
+    live_clusters: int | None = None
+    live_nodes: int | None = None
+    hourly_spend: float | None = None
+    month: str | None = None  # YYYY-MM, UTC
+    month_to_date_cost: float | None = None
+    monthly_budget: float | None = None  # None: no budget
+    budget_left: float | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Team:
+        limits = d.get("limits")
+        return cls(
+            name=str(d.get("name", "")),
+            limits={str(k): Limit.from_json(v) for k, v in limits.items()}
+            if isinstance(limits, dict) else {},
+            live_clusters=_int(d.get("live_clusters")),
+            live_nodes=_int(d.get("live_nodes")),
+            hourly_spend=_num(d.get("hourly_spend")),
+            month=_str(d.get("month")),
+            month_to_date_cost=_num(d.get("month_to_date_cost")),
+            monthly_budget=_num(d.get("monthly_budget")),
+            budget_left=_num(d.get("budget_left")),
+            raw=d,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageItem:
+    """One group of a usage report: `key` is the day (YYYY-MM-DD, UTC), the cluster id
+    (with `cluster_name`) or the GPU type."""
+
+    key: str
+    cluster_name: str | None = None
+    cost: float = 0.0
+    gpu_hours: float = 0.0
+    node_hours: float = 0.0
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d: dict) -> UsageItem:
+        return cls(key=str(d.get("key", "")), cluster_name=_str(d.get("cluster_name")),
+                   cost=_num(d.get("cost")) or 0.0, gpu_hours=_num(d.get("gpu_hours")) or 0.0,
+                   node_hours=_num(d.get("node_hours")) or 0.0, raw=d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageTotal:
+    cost: float = 0.0
+    gpu_hours: float = 0.0
+    node_hours: float = 0.0
+
+    @classmethod
+    def from_json(cls, d: Any) -> UsageTotal:
+        d = d if isinstance(d, dict) else {}
+        return cls(cost=_num(d.get("cost")) or 0.0, gpu_hours=_num(d.get("gpu_hours")) or 0.0,
+                   node_hours=_num(d.get("node_hours")) or 0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    """`GET /usage`: cost (USD) and GPU-hours over `[start, end)` (the API's `from` and
+    `to`), grouped by `group_by`. `items` holds every page's groups; `total` covers the
+    whole window. `raw` is the API's JSON with every page's items in `items` (and `next`
+    null)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    group_by: str = "day"
+    items: list[UsageItem] = field(default_factory=list)
+    total: UsageTotal = field(default_factory=UsageTotal)
+    next: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Usage:
+        items = d.get("items")
+        return cls(
+            start=_dt(d.get("from")), end=_dt(d.get("to")),
+            group_by=str(d.get("group_by") or "day"),
+            items=[UsageItem.from_json(i) for i in items if isinstance(i, dict)]
+            if isinstance(items, list) else [],
+            total=UsageTotal.from_json(d.get("total")), next=_str(d.get("next")), raw=d,
+        )
+
+
 # --- events --------------------------------------------------------------------------------
 
 
@@ -309,10 +478,14 @@ class Event:
         if event_type == "cluster.notice":
             return ClusterNotice(**common, message=str(d.get("message", "")),
                                  code=_str(d.get("code")), node=_int(d.get("node")))
+        if event_type == "cluster.torn_down":
+            return ClusterTornDown(**common, status=_enum(ClusterStatus, d.get("status"),
+                                                          "failed"))
         if event_type.startswith("cluster.") and isinstance(d.get("status"), str):
             return ClusterStatusChanged(**common, status=ClusterStatus(d["status"]),
                                         reason=_str(d.get("reason")),
-                                        message=_str(d.get("message")))
+                                        message=_str(d.get("message")),
+                                        hourly_rate=_num(d.get("hourly_rate")))
         if event_type.startswith("node.") and isinstance(d.get("status"), str):
             return NodeStatusChanged(**common, node=_int(d.get("node")),
                                      status=NodeStatus(d["status"]),
@@ -329,6 +502,15 @@ class ClusterStatusChanged(Event):
     status: ClusterStatus
     reason: str | None = None
     message: str | None = None
+    hourly_rate: float | None = None  # on `cluster.pending`: the quoted USD per hour
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterTornDown(Event):
+    """`cluster.torn_down`: a failed cluster's last pod is confirmed gone; it costs nothing
+    from now on (`status` stays `failed`)."""
+
+    status: ClusterStatus
 
 
 @dataclass(frozen=True, kw_only=True)
