@@ -135,6 +135,23 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0, alias="HANGAR_DB_MAX_OVERFLOW")
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="HANGAR_IDEMPOTENCY_TTL")
 
+    # Abuse limits, per API process (app/api/abuse.py), and the HTTP server's bounds
+    # (app/api/server.py). A proxy in front enforces the rest (README.md, "Deployment").
+    # Unknown or revoked tokens from one client address per minute before its requests
+    # get 429 (a token this process accepted recently still works).
+    auth_failures_per_minute: int = Field(default=30, ge=1,
+                                          alias="HANGAR_AUTH_FAILURES_PER_MINUTE")
+    # Event streams (SSE) one team may hold open on one API process; one more is a 429.
+    max_streams_per_team: int = Field(default=100, ge=1, alias="HANGAR_MAX_STREAMS_PER_TEAM")
+    # Seconds a client has to send a request's headers, from connecting or from the end of
+    # its previous response; then the connection is closed.
+    http_header_timeout_s: float = Field(default=10.0, gt=0, alias="HANGAR_HTTP_HEADER_TIMEOUT")
+    # Largest request line plus headers, in bytes; larger is a 431.
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024,
+                                       alias="HANGAR_HTTP_MAX_HEADER_BYTES")
+    # Seconds an idle keep-alive connection stays open after a response.
+    http_keepalive_s: int = Field(default=5, ge=1, alias="HANGAR_HTTP_KEEPALIVE")
+
     # Browsers (docs/browser.md): origins a page may call the API from (none by default).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                          alias="HANGAR_CORS_ORIGINS")

@@ -9,12 +9,16 @@
 - the run's Redis database is flushed once (`--flush-at` seconds in): queued jobs are lost;
 - one SSE client per cluster follows `GET /clusters/{id}/events` and drops its connection at
   random, resuming with `Last-Event-ID`.
+- with `--embedded` (a Postgres and a Redis of the script's own, which it can stop), Redis
+  and/or Postgres stop for `--outage-s` seconds (10) at `--redis-outage` / `--postgres-outage`
+  seconds in: the processes stay up and the work resumes once they are back.
 Pods start 20 s after their create (`--start-delay`), so the kills and the flush land while
 nodes are being created, polled and bootstrapped, however fast the machine is.
 Then every cluster is DELETEd and the script waits until all are `terminated`/torn down, and
 for the orphan sweep. Prints clusters ready, failed (with reasons), orphaned pods at the
 simulator, duplicate pods per node, events missing or duplicated at the SSE clients versus
-the database, and the wall time.
+the database, and the wall time, and the time from the first POST until every cluster is ready or failed
+(`settle_s`): an outage's cost is its settle time minus that of a run without it.
 
 Worker settings used (so killed work is retaken within the run): HANGAR_LEASE_SECONDS=10
 (arq job timeout 5 s), HANGAR_BOOTSTRAP_STEP=3, HANGAR_RECONCILE_INTERVAL=2,
@@ -22,6 +26,7 @@ HANGAR_RECONCILE_GRACE=3, HANGAR_ORPHAN_GRACE=10, HANGAR_RUNPOD_BACKOFF_BASE=0.2
 HANGAR_RUNPOD_READ_TIMEOUT=5, HANGAR_RUNPOD_CALL_DEADLINE=2 (calls fit in the short jobs).
 
     uv run python bench/chaos.py [--clusters 50 --nodes 2 --kill-every 10]
+    uv run python bench/chaos.py --embedded --redis-outage 15 --postgres-outage 35
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import random
+import shutil
 import sys
 import time
 from collections import Counter
@@ -42,12 +48,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.outages import database_unavailable, redis_unavailable  # noqa: E402
 from bench.common import (  # noqa: E402
     Stack,
     base_parser,
     duplicate_pods,
     flush_redis,
     load_average,
+    machine_speed_ms,
     plain_pg,
     report,
     require_services,
@@ -88,6 +96,14 @@ def parse_args(argv: list[str] | None = None):
                    help="flush the run's Redis db this many seconds in (<0: never)")
     p.add_argument("--sse-drop", type=float, nargs=2, default=(0.5, 5.0), metavar=("MIN", "MAX"),
                    help="an SSE client drops its connection after a random time in this range")
+    p.add_argument("--embedded", action="store_true",
+                   help="run against a Postgres and a Redis of the script's own (stoppable), "
+                        "not DATABASE_URL / REDIS_URL")
+    p.add_argument("--redis-outage", type=float, default=-1, metavar="AT",
+                   help="stop Redis this many seconds in, for --outage-s (needs --embedded)")
+    p.add_argument("--postgres-outage", type=float, default=-1, metavar="AT",
+                   help="stop Postgres this many seconds in, for --outage-s (needs --embedded)")
+    p.add_argument("--outage-s", type=float, default=10.0, help="length of each outage (s)")
     p.add_argument("--timeout", type=float, default=300, help="bound for each phase (s)")
     p.add_argument("--seed", type=int, default=None)
     return p.parse_args(argv)
@@ -190,17 +206,48 @@ async def add_faults(sim: httpx.AsyncClient, error_rate: float, lost_rate: float
             (await sim.post("/_sim/faults", json=rule)).raise_for_status()
 
 
-async def chaos_loop(stack: Stack, args, stop: asyncio.Event, log: dict[str, Any]) -> None:
-    """SIGKILL + restart the worker every `kill_every` s; flush Redis once at `flush_at` s."""
+class Outage:
+    """One server stopped at `at` s into the run for `length` s."""
+
+    def __init__(self, name: str, server: Any, at: float, length: float) -> None:
+        self.name, self.server, self.at, self.length = name, server, at, length
+        self.down_at: float | None = None  # seconds into the run
+        self.up_at: float | None = None
+
+    async def step(self, elapsed: float) -> None:
+        if self.down_at is None and elapsed >= self.at:
+            await asyncio.to_thread(self.server.stop)
+            self.down_at = elapsed
+        elif self.down_at is not None and self.up_at is None and \
+                elapsed >= self.down_at + self.length:
+            await asyncio.to_thread(self.server.start)
+            self.up_at = elapsed
+
+    def figures(self) -> dict[str, Any]:
+        return {"server": self.name, "down_at_s": rnd(self.down_at, 1),
+                "up_at_s": rnd(self.up_at, 1)}
+
+
+async def chaos_loop(stack: Stack, args, stop: asyncio.Event, log: dict[str, Any],
+                     outages: list[Outage] = ()) -> None:
+    """SIGKILL + restart the worker every `kill_every` s; flush Redis once at `flush_at` s;
+    stop and start the servers of `outages`."""
     t0 = time.monotonic()
     next_kill = t0 + args.kill_every
     flushed = args.flush_at < 0
     while not stop.is_set():
         now = time.monotonic()
+        for outage in outages:
+            await outage.step(now - t0)
         if not flushed and now - t0 >= args.flush_at:
-            await flush_redis(stack.redis_url, stack.redis_namespace)
-            log["redis_flushes"] += 1
-            flushed = True
+            try:
+                await flush_redis(stack.redis_url, stack.redis_namespace)
+            except Exception as exc:  # Redis is down (an outage): flush once it is back
+                if not redis_unavailable(exc):
+                    raise
+            else:
+                log["redis_flushes"] += 1
+                flushed = True
         can_kill = args.max_kills < 0 or log["worker_kills"] < args.max_kills
         if args.kill_every > 0 and now >= next_kill and can_kill:
             for w in stack.workers:
@@ -222,7 +269,66 @@ async def wait_until(check, timeout: float, stack: Stack, what: str) -> None:
         await asyncio.sleep(0.5)
 
 
+class Rows:
+    """The script's own reads of the run's database, riding out an outage (None meanwhile)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: asyncpg.Connection | None = None
+
+    async def fetchval(self, sql: str) -> Any:
+        try:
+            if self.conn is None or self.conn.is_closed():
+                self.conn = await asyncpg.connect(self.url)
+            return await self.conn.fetchval(sql)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            self.conn = None
+            return None
+
+    async def fetch(self, sql: str) -> list[Any]:
+        if self.conn is None or self.conn.is_closed():
+            self.conn = await asyncpg.connect(self.url)
+        return await self.conn.fetch(sql)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+
+
 async def main_async(args) -> int:
+    servers: list[Any] = []
+    root: Path | None = None
+    try:
+        if args.embedded:
+            root, servers = start_embedded(args)
+        elif args.redis_outage >= 0 or args.postgres_outage >= 0:
+            sys.exit("error: outages need --embedded (the script stops servers of its own)")
+        return await run_chaos(args, servers)
+    finally:
+        for server in servers:
+            await asyncio.to_thread(server.stop)
+        if root is not None and not args.keep_logs:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def start_embedded(args) -> tuple[Path, list[Any]]:
+    """A Postgres and a Redis (append-only, as docker-compose runs it) under a temporary
+    directory (returned; removed at the end unless --keep-logs); the run's URLs point at
+    them."""
+    import tempfile
+
+    from app.embedded import StoppablePostgres, StoppableRedis
+
+    root = Path(tempfile.mkdtemp(prefix="hangar-chaos-servers-"))
+    postgres, redis = StoppablePostgres(root), StoppableRedis(root)
+    args.database_url, args.redis_url = postgres.start(), redis.start()
+    args.redis_db = 0
+    return root, [postgres, redis]
+
+
+async def run_chaos(args, servers: list[Any]) -> int:
     require_services(args)
     rng = random.Random(args.seed)
     settings = settings_from(args, CHAOS_SETTINGS)
@@ -232,7 +338,12 @@ async def main_async(args) -> int:
                      settings=settings) as stack:
         _, token = await asyncio.gather(stack.start(start_delay=args.start_delay, workers=1),
                                         stack.token("chaos"))
-        db = await asyncpg.connect(plain_pg(stack.database_url))
+        db = Rows(plain_pg(stack.database_url))
+        postgres = next((x for x in servers if type(x).__name__ == "StoppablePostgres"), None)
+        redis = next((x for x in servers if type(x).__name__ == "StoppableRedis"), None)
+        outages = [Outage(name, server, at, args.outage_s) for name, server, at in (
+            ("redis", redis, args.redis_outage), ("postgres", postgres, args.postgres_outage))
+            if at >= 0 and server is not None]
         api = httpx.AsyncClient(base_url=stack.api_url, timeout=30,
                                 headers={"Authorization": f"Bearer {token}"})
         sse_http = httpx.AsyncClient(base_url=stack.api_url, headers=api.headers,
@@ -246,11 +357,11 @@ async def main_async(args) -> int:
         try:
             await add_faults(sim, args.error_rate, args.lost_create_rate)
             t0 = time.time()
-            chaos_task = asyncio.create_task(chaos_loop(stack, args, stop, log))
+            chaos_task = asyncio.create_task(chaos_loop(stack, args, stop, log, outages))
             ids: list[str] = []
             post_retries = 0
             for i in range(args.clusters):  # a POST can meet a fault through the catalog read
-                for _attempt in range(20):
+                for _attempt in range(300):  # or an outage (503): retried for a while
                     r = await api.post("/clusters", json={
                         "name": f"chaos-{i}", "gpu_type": "4090", "nodes": args.nodes,
                         "setup": SETUP}, headers={"Idempotency-Key": f"chaos-{i}"})
@@ -269,7 +380,8 @@ async def main_async(args) -> int:
             async def settled() -> bool:
                 n = await db.fetchval("SELECT count(*) FROM clusters WHERE status NOT IN "
                                       "('ready', 'failed', 'terminated')")
-                return n == 0
+                return n == 0 and all(o.up_at is not None or o.down_at is None
+                                      for o in outages)
 
             await wait_until(settled, args.timeout, stack, "every cluster ready or failed")
             t_settled = time.time()
@@ -286,7 +398,8 @@ async def main_async(args) -> int:
                 live = await db.fetchval("SELECT count(*) FROM nodes WHERE status <> 'terminated'")
                 open_ = await db.fetchval("SELECT count(*) FROM clusters WHERE status NOT IN "
                                           "('terminated', 'failed')")
-                return live == 0 and open_ == 0
+                return live == 0 and open_ == 0 and all(
+                    o.up_at is not None or o.down_at is None for o in outages)
 
             await wait_until(torn_down, args.timeout, stack, "every cluster torn down")
             t_torn = time.time()
@@ -322,7 +435,11 @@ async def main_async(args) -> int:
             for c in (api, sse_http, sim):
                 await c.aclose()
             await db.close()
+            for outage in outages:  # the run ended early: leave nothing stopped
+                if outage.down_at is not None and outage.up_at is None:
+                    await asyncio.to_thread(outage.server.start)
     load_after = load_average()
+    speed = machine_speed_ms()
 
     # --- figures ---------------------------------------------------------------------------
     in_db: dict[str, set[int]] = {}
@@ -361,9 +478,15 @@ async def main_async(args) -> int:
         "events_missing": missing, "events_duplicated": duplicated,
         "settle_s": rnd(t_settled - t0, 1), "teardown_s": rnd(t_torn - t_settled, 1),
         "wall_s": rnd(t_end - t0, 1),
+        "outages": [o.figures() for o in outages], "embedded": args.embedded,
+        "machine_speed_ms": speed,
     }
+    down = "; ".join(f"{o.name} down {o.down_at:.1f}-{o.up_at:.1f} s" for o in outages
+                     if o.down_at is not None and o.up_at is not None) or "none"
     lines = [
-        f"load average before {load_before}, after {load_after}",
+        f"machine speed {speed} ms (lower is faster); load average before {load_before}, "
+        f"after {load_after}",
+        f"outages: {down}",
         f"{len(rows)} clusters x {args.nodes} nodes; worker SIGKILLed {log['worker_kills']} "
         f"times, Redis db flushed {log['redis_flushes']} time(s); faults fired {fired}",
         f"ready {len(ready_ids)}, failed {len(failed)}"
@@ -379,6 +502,7 @@ async def main_async(args) -> int:
     ]
     report("chaos", lines, figures, args.json)
     ok = not alive and not dups and not missing and not duplicated and not unfinished
+    ok = ok and all(o.up_at is not None for o in outages if o.down_at is not None)
     return 0 if ok else 1
 
 

@@ -20,6 +20,7 @@ from app.domain.secrets import decrypt_secrets
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.services.state import ClusterTx, utcnow
 from app.ssh.bootstrap import (
+    REMOTE_DIR,
     AuthRejected,
     BootstrapSession,
     HostKeyChanged,
@@ -39,6 +40,15 @@ MAX_LINES_PER_READ = 200
 MIN_READ_GAP = 0.25  # with MAX_LINES_PER_READ: at most 800 lines/s per node
 MAX_LINES_PER_NODE = 10_000
 MAX_LINE_CHARS = 1000
+READ_BYTES = 65536  # one read of the remote log
+# Output beyond the limits is skipped, not read slowly: when a read finds more waiting than
+# it takes and either showed fewer lines than it read (or the node has shown all it may),
+# or more than MAX_BACKLOG_BYTES wait, everything but the newest KEEP_BYTES (from a line
+# start) is skipped, counted on the pod without being sent. A script printing 50 MB ends
+# ready in the time it takes to print, not in 800 reads.
+MAX_BACKLOG_BYTES = 1024 * 1024
+KEEP_BYTES = 16 * 1024
+NOTICE_EVERY_S = 10.0  # `output_dropped` notices: at most one per node this often
 # A quiet script is read again after 0.05, 0.1, 0.2, 0.4, 0.8, then every 1 s: a short setup
 # finishes without a job sitting out a fixed quarter second, a long one costs a read or two more.
 FIRST_READ_INTERVAL = 0.05
@@ -62,6 +72,23 @@ async def _snapshot(
         node = next((n for n in rows if n.id == node_id), None)
         head = next((n for n in rows if n.index == 0), None)
         return cluster, node, head
+
+
+SECRET_KEY_MISMATCH_MESSAGE = (
+    "the worker cannot decrypt this cluster's stored SSH key and secrets: its "
+    "HANGAR_SECRET_KEY (and HANGAR_SECRET_KEY_OLD) differ from the key of the API process "
+    "that accepted the cluster (give every API and worker process the same key)")
+
+
+def decrypted(w: Work, cluster: Cluster) -> tuple[str, dict[str, str]] | None:
+    """The cluster's SSH private key and secrets, or None when this process cannot decrypt
+    them (another HANGAR_SECRET_KEY): the cluster fails with `secret_key_mismatch` at once
+    rather than retrying until its bootstrap timeout."""
+    try:
+        return (decrypt(w.settings.keyring, cluster.ssh_private_key_enc),
+                decrypt_secrets(w.settings.keyring, cluster.secrets_enc))
+    except ValueError:  # KeyUnavailable
+        return None
 
 
 # torchrun's rendezvous port on node 0 (MASTER_PORT), as RunPod sets it on Instant Clusters.
@@ -116,8 +143,11 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
     if not (node.public_ip and node.ssh_port):  # a bootstrapping node always has them
         return await _fail(w, cluster_id, node_id, Reason.PROVIDER_ERROR,
                            "the pod has no public SSH address")
-    key = decrypt(s.keyring, cluster.ssh_private_key_enc)
-    secrets = decrypt_secrets(s.keyring, cluster.secrets_enc)
+    opened = decrypted(w, cluster)
+    if opened is None:
+        return await _fail(w, cluster_id, node_id, Reason.SECRET_KEY_MISMATCH,
+                           SECRET_KEY_MISMATCH_MESSAGE)
+    key, secrets = opened
     head = node_addr(cluster, head_node)
     script = render_script(cluster.setup, bootstrap_env(cluster, node, head),
                            with_secrets=bool(secrets))
@@ -138,7 +168,8 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
                 # A short setup has often ended by the first read: one read and one write.
                 await asyncio.sleep(FIRST_READ_INTERVAL)
             return await _follow(w, cluster_id, node_id, session, node.output_offset, deadline,
-                                 pin=pin, redactor=SecretRedactor(secrets.values()))
+                                 pin=pin, redactor=SecretRedactor(secrets.values()),
+                                 capped=node.output_lines >= MAX_LINES_PER_NODE)
     except HostKeyChanged as exc:
         return await _fail(w, cluster_id, node_id, Reason.HOST_KEY_CHANGED,
                            f"the pod's SSH host key changed since it was pinned ({exc}); "
@@ -154,18 +185,29 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
 async def _follow(
     w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, session: BootstrapSession,
     offset: int, deadline: float, *, pin: str | None, redactor: SecretRedactor,
+    capped: bool = False,
 ) -> bool:
     """Read output until the script ends or this step's time is up (then the next step is
     scheduled at once). The first write also pins the host key (`pin`) when this connection
     trusted it. Secret values in the lines are replaced (`redactor`) before they are
-    recorded."""
+    recorded. `capped`: the node has shown all the lines it may."""
     lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS)
     interval = FIRST_READ_INTERVAL
     last_write = float("-inf")
     while True:
-        progress = await session.read(lines.read_offset)
+        progress = await session.read(lines.read_offset, READ_BYTES)
         texts = redactor.lines(lines.feed(progress.data, final=progress.complete))
-        quiet = not texts and not progress.complete
+        done, skipped = lines.offset, (0, 0)
+        if len(progress.data) >= READ_BYTES and not progress.complete:
+            # More is waiting than one read takes: beyond the limits, skip it.
+            over = capped or len(texts) > MAX_LINES_PER_READ
+            skip = await _skip(session, done, keep=0 if capped else KEEP_BYTES,
+                               least=0 if over else MAX_BACKLOG_BYTES)
+            if skip is not None:
+                skipped = (skip[1], skip[0] - done)
+                done = skip[0]
+                lines = OutputLines(offset=done, max_chars=MAX_LINE_CHARS)
+        quiet = not texts and not progress.complete and done == offset
         if quiet and time.monotonic() - last_write < w.settings.reconcile_grace_s / 2:
             # Nothing to record: skip the transaction (we hold the node's lease, so no other
             # job can move it; the reconciler deadline is refreshed well before it is due).
@@ -174,11 +216,10 @@ async def _follow(
             interval = await _pause(progress.data, interval)
             continue
         last_write = time.monotonic()
-        done = lines.offset
 
         # Shared with the other nodes of the cluster writing at the same moment.
-        stop, go_on = await w.group.run(cluster_id, partial(
-            _record, w, node_id, offset, done, texts, progress, pin))
+        stop, go_on, capped = await w.group.run(cluster_id, partial(
+            _record, w, node_id, offset, done, texts, skipped, progress, pin))
         if stop:
             return go_on
         offset = done
@@ -187,29 +228,63 @@ async def _follow(
         interval = await _pause(progress.data, interval)
 
 
+# One round trip, run on the pod over the whole backlog (no byte of it is sent): the log's
+# size; unless more than max(keep, least) bytes wait after `off`, nothing; else the offset
+# just past the first newline in the last `keep` bytes (the newest lines, from a line
+# start; the end of the log when there is none), and the newlines from `off` to it.
+_SKIP_COMMAND = r"""f=@LOG@; off=@OFF@; keep=@KEEP@; least=@LEAST@
+[ -f "$f" ] || { echo "$off 0"; exit 0; }
+size=$(wc -c < "$f")
+left=$((size - off))
+if [ "$left" -le "$keep" ] || [ "$left" -le "$least" ]; then echo "$off 0"; exit 0; fi
+target=$((size - keep))
+adv=$(tail -c +$((target + 1)) "$f" | head -c "$keep" | head -n 1 | wc -c)
+new=$((target + adv))
+echo "$new $(tail -c +$((off + 1)) "$f" | head -c $((new - off)) | wc -l)"
+"""
+
+
+async def _skip(session: BootstrapSession, offset: int, *, keep: int,
+                least: int) -> tuple[int, int] | None:
+    """Skip the log from `offset` (a line start) to the newest `keep` bytes, if more than
+    `least` bytes wait. Returns (the new offset, lines skipped), or None (nothing skipped)."""
+    command = (_SKIP_COMMAND.replace("@LOG@", f'"{REMOTE_DIR}/output.log"')
+               .replace("@OFF@", str(offset)).replace("@KEEP@", str(keep))
+               .replace("@LEAST@", str(least)))
+    status, out = await session.run(command)
+    try:
+        new, count = (int(x) for x in out.split())
+    except ValueError:
+        return None
+    return (new, count) if status == 0 and new > offset else None
+
+
 def _record(
     w: Work, node_id: uuid.UUID, offset: int, done: int, texts: list[str],
-    progress: Progress, pin: str | None, tx: ClusterTx,
-) -> tuple[bool, float | None]:
-    """Under the cluster lock: one read's lines (`offset` to `done`), and the end if it
-    came. Returns (stop, go_on): stop reading, and whether the job goes on with the node."""
+    skipped: tuple[int, int], progress: Progress, pin: str | None, tx: ClusterTx,
+) -> tuple[bool, bool, bool]:
+    """Under the cluster lock: one read's lines (`offset` to `done`, `skipped` = lines and
+    bytes skipped unread within it), and the end if it came. Returns (stop, go_on, capped):
+    stop reading, whether the job goes on with the node, and whether the node has shown all
+    the lines it may."""
     node = tx.node(node_id)
     if node is None or node.status != N.BOOTSTRAPPING or node.output_offset != offset:
-        return True, node is not None  # deleted, failed, or another job got here first
+        return True, node is not None, False  # deleted, failed, or another job got here first
     node.host_key = node.host_key or pin
-    _emit(tx, node, texts)
+    _emit(tx, node, texts, *skipped, final=progress.complete)
     node.output_offset = done
+    capped = node.output_lines >= MAX_LINES_PER_NODE
     if progress.complete:
         node.exit_code = progress.exit_code
         if progress.exit_code == 0:
             tx.set_node_status(node, N.READY)
-            return True, False
+            return True, False, capped
         tx.fail_node(node, Reason.BOOTSTRAP_FAILED,
                      f"setup exited with status {progress.exit_code}")
-        return True, True  # its teardown, now
+        return True, True, capped  # its teardown, now
     # This job keeps reading: only the reconciler's deadline moves on.
     tx.check_again(node, w.settings.reconcile_grace_s, wake=False)
-    return False, False
+    return False, False, capped
 
 
 async def _pause(data: bytes, interval: float) -> float:
@@ -222,18 +297,37 @@ async def _pause(data: bytes, interval: float) -> float:
     return min(interval * 2, 1.0)
 
 
-def _emit(tx: ClusterTx, node: Node, texts: list[str]) -> None:
-    """Bounded `node.output` events: per read and per node, counting what is dropped."""
+def _emit(tx: ClusterTx, node: Node, texts: list[str], skipped_lines: int = 0,
+          skipped_bytes: int = 0, *, final: bool = False) -> None:
+    """Bounded `node.output` events (per read and per node), counting what is dropped.
+
+    Drops are announced by an `output_dropped` notice (the lines dropped and bytes skipped
+    since the previous one) at most once per node every NOTICE_EVERY_S, and, if any output
+    was dropped, by an `output_summary` notice with the totals when the script ends."""
     room = max(min(MAX_LINES_PER_READ, MAX_LINES_PER_NODE - node.output_lines), 0)
     for text in texts[:room]:
         tx.event("node.output", {"node": node.index, "line": text})
-    node.output_lines += min(len(texts), room)
-    dropped = len(texts) - min(len(texts), room)
-    if dropped:
-        node.output_dropped += dropped
-        tx.notice(f"dropped {dropped} output lines of node {node.index} (limits: "
-                  f"{MAX_LINES_PER_READ} per read, {MAX_LINES_PER_NODE} per node)",
-                  node=node, code="output_dropped", dropped=dropped)
+    shown = min(len(texts), room)
+    node.output_lines += shown
+    node.output_dropped += len(texts) - shown + skipped_lines
+    node.output_skipped_bytes += skipped_bytes
+    lines = node.output_dropped - node.output_noticed_lines
+    nbytes = node.output_skipped_bytes - node.output_noticed_bytes
+    last = node.output_notice_at
+    if (lines or nbytes) and (last is None or (tx.now - last).total_seconds() >= NOTICE_EVERY_S):
+        unread = f", {nbytes} bytes of them skipped unread" if nbytes else ""
+        tx.notice(f"dropped {lines} output lines of node {node.index}{unread} (limits: "
+                  f"{MAX_LINES_PER_READ} lines per read, {MAX_LINES_PER_NODE} per node; "
+                  f"at most one such notice per {NOTICE_EVERY_S:g} s)",
+                  node=node, code="output_dropped", dropped=lines, skipped_bytes=nbytes)
+        node.output_notice_at = tx.now
+        node.output_noticed_lines, node.output_noticed_bytes = (
+            node.output_dropped, node.output_skipped_bytes)
+    if final and (node.output_dropped or node.output_skipped_bytes):
+        tx.notice(f"node {node.index}'s setup output: {node.output_lines} lines shown, "
+                  f"{node.output_dropped} dropped ({node.output_skipped_bytes} bytes skipped "
+                  "unread)", node=node, code="output_summary", lines=node.output_lines,
+                  dropped=node.output_dropped, skipped_bytes=node.output_skipped_bytes)
 
 
 async def _fail(w: Work, cluster_id, node_id, reason: str, message: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +16,7 @@ from app.providers.base import Provider
 from app.services.dispatch import Dispatcher
 from app.services.state import GroupCommit, locked_cluster
 from app.settings import Settings, get_settings
+from workers.recovery import Recovery
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Work:
     autocommit: async_sessionmaker[AsyncSession]
     # Small changes to one cluster from many jobs at once, in shared transactions.
     group: GroupCommit
+    # Leases owed and jobs to run again after a database outage (workers/recovery.py).
+    recovery: Recovery = field(default_factory=Recovery)
 
     def locked(self, cluster_id: UUID):
         return locked_cluster(self.sessionmaker, cluster_id, self.dispatcher)
@@ -69,6 +72,7 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
 async def shutdown(ctx: dict[str, Any]) -> None:
     w: Work | None = ctx.get("work")
     if w is not None:
+        await w.recovery.stop()
         await w.provider.aclose()
     engine = ctx.get("engine")
     if engine is not None:

@@ -22,6 +22,7 @@ from app.providers.base import (
 )
 from app.services.state import ClusterTx
 from workers import leases
+from workers.bootstrap import SECRET_KEY_MISMATCH_MESSAGE, decrypted
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.create")
@@ -136,12 +137,19 @@ async def create_batch(
     statement, their pod names in one transaction, the creates concurrently, the outcomes in
     one transaction. A node whose create needs more (another placement, a retry, a lookup
     by name) goes on alone through `create_step`. True: go on with the lead node now."""
-    ids = await leases.acquire_pending(w.autocommit, cluster_id, owner, w.settings.lease_s)
+    ids = await leases.acquire_pending(w.autocommit, cluster_id, owner, w.settings.lease_s,
+                                       owed=w.recovery.leases)
     siblings = ids - {lead_id}
     released = False
     try:
         attempts: dict[uuid.UUID, Attempt] = {}
         async with w.locked(cluster_id) as tx:
+            if decrypted(w, tx.cluster) is None:
+                # Its pods could never be bootstrapped: fail before creating any.
+                lead = tx.node(lead_id)
+                if lead is not None and lead.status == N.PENDING:
+                    tx.fail_node(lead, Reason.SECRET_KEY_MISMATCH, SECRET_KEY_MISMATCH_MESSAGE)
+                return True
             for node in tx.nodes:
                 if node.id in ids and node.status == N.PENDING:
                     tx.set_node_status(node, N.CREATING)
@@ -198,7 +206,7 @@ async def create_batch(
         return go_on
     finally:
         if not released:
-            await leases.release_many(w.autocommit, siblings, owner)
+            await leases.release_many(w.autocommit, siblings, owner, owed=w.recovery.leases)
 
 
 def _after_failed_create(

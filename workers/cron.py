@@ -58,6 +58,34 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     return {"nodes": len(nodes), "expired": len(expired)}
 
 
+async def catch_up(w: Work) -> int:
+    """After Redis or the database was away: re-enqueue every live node with a deadline and
+    a free lease, at its deadline (its own wake-up may have been dropped meanwhile), rather
+    than `HANGAR_RECONCILE_GRACE` after it. A node whose job is still queued may run one
+    step more than needed; steps are safe to run twice."""
+    now = utcnow()
+    async with w.autocommit() as session:
+        nodes = (await session.execute(
+            select(Node.id, Node.status, Node.next_check_at)
+            .where(Node.status.notin_([N.TERMINATED, N.READY]))
+            .where(Node.next_check_at.is_not(None))
+            .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
+            .order_by(Node.next_check_at)
+            .limit(BATCH)
+        )).all()
+    poll: float | None = None
+    for node_id, status, due in nodes:
+        delay = max((due - now).total_seconds(), 0.0)
+        if status == N.STARTING:
+            poll = delay if poll is None else min(poll, delay)
+        else:
+            await w.dispatcher.catch_up(node_id, due, delay)
+    if poll is not None:
+        await w.dispatcher.poll(poll)
+    log.info("caught up after an outage: %d nodes re-enqueued at their deadlines", len(nodes))
+    return len(nodes)
+
+
 async def sweep_orphans(ctx: dict[str, Any]) -> int:
     return await sweep(work(ctx))
 

@@ -38,6 +38,7 @@ from app.providers.base import (
     TransportError,
 )
 from app.services.state import ClusterGone, ClusterTx, utcnow
+from workers.bootstrap import SECRET_KEY_MISMATCH_MESSAGE, decrypted
 from workers.context import Work
 from workers.create import pod_spec, retry_delay
 from workers.poll import _check_budget, _push_deadlines
@@ -128,6 +129,10 @@ async def create_step(w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID) -> boo
         if lead is None or lead.status not in (N.PENDING, N.CREATING):
             return lead is not None
         c = tx.cluster
+        if lead.status == N.PENDING and decrypted(w, c) is None:
+            # Its members could never be bootstrapped: fail before creating anything.
+            tx.fail_node(lead, Reason.SECRET_KEY_MISMATCH, SECRET_KEY_MISMATCH_MESSAGE)
+            return True
         if lead.status == N.PENDING:
             for node in tx.nodes:
                 if node.status == N.PENDING:

@@ -39,7 +39,8 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
     # Steps go on inline while one more (up to two RunPod calls) surely fits in the job.
     inline_until = (time.monotonic() + max(w.settings.lease_s - 5, 5)
                     - 2 * w.settings.runpod_call_deadline_s)
-    row = await leases.acquire(w.autocommit, nid, owner, w.settings.lease_s)
+    row = await leases.acquire(w.autocommit, nid, owner, w.settings.lease_s,
+                               owed=w.recovery.leases)
     if row is None:
         async with w.autocommit() as session:
             status = await session.scalar(select(Node.status).where(Node.id == nid))
@@ -75,7 +76,7 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
         except ClusterGone:
             return "gone"
         finally:
-            await leases.release(w.autocommit, nid, owner)
+            await leases.release(w.autocommit, nid, owner, owed=w.recovery.leases)
     finally:
         await w.dispatcher.release(nid)
 

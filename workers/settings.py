@@ -13,6 +13,7 @@ from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans
 from workers.housekeeping import budget_alerts, purge_events
 from workers.jobs import expire_cluster, node_step, poll_starting
+from workers.recovery import after_redis_outage, outage_safe
 
 
 def _every(seconds: int) -> set[int]:
@@ -40,7 +41,8 @@ def job_timeouts(settings: Settings) -> dict[str, float]:
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
-    """Everything arq's Worker needs, from our settings (tests build workers from this too)."""
+    """Everything `workers.runner.HangarWorker` (arq's Worker, outliving Redis outages)
+    needs, from our settings (tests build workers from this too)."""
     names = settings.redis_names
     timeouts = job_timeouts(settings)
 
@@ -49,11 +51,11 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
     def job(fn):
         # Results are not kept: jobs report through rows and events; job ids can be reused.
-        return func(timed_job(fn), keep_result=0, timeout=timeouts[fn.__name__])
+        return func(outage_safe(timed_job(fn)), keep_result=0, timeout=timeouts[fn.__name__])
 
     def every(fn, **when):
-        return cron(timed_job(fn), name=names.cron(fn.__name__), keep_result=0, unique=True,
-                    timeout=timeouts[fn.__name__], **when)
+        return cron(outage_safe(timed_job(fn)), name=names.cron(fn.__name__), keep_result=0,
+                    unique=True, timeout=timeouts[fn.__name__], **when)
 
     return dict(
         functions=[job(node_step), job(poll_starting), job(expire_cluster)],
@@ -65,6 +67,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         ],
         on_startup=on_startup,
         on_shutdown=shutdown,
+        on_redis_back=after_redis_outage,  # workers/runner.py: HangarWorker
         redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0"),
         queue_name=names.queue,
         max_jobs=settings.worker_max_jobs,

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import metrics
 from app.api import cors, docs, docs_pages, errors
+from app.api.abuse import AuthThrottle, StreamSlots
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
 from app.api.methods import HeadAsGet
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens = app.state.tokens = TokenCache(app.state.engine, settings.auth_cache_s)
         hub.listen(names.tokens, tokens.on_message, on_subscribed=tokens.clear)
         unhook = on_revoked(tokens.drop)  # revocations made in this process
+        # Abuse limits of this process (app/api/abuse.py).
+        app.state.auth_throttle = AuthThrottle(settings.auth_failures_per_minute)
+        app.state.streams = StreamSlots(settings.max_streams_per_team)
         reads = app.state.read_cache = ClusterReadCache(hub, settings.read_cache_s)
         hub.listen(names.events, reads.on_message, on_subscribed=reads.clear)
         await hub.start()

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.singleflight import SingleFlight
 from app.db.session import driver_connection
+from app.outages import DATABASE, database_unavailable, describe
 
 log = logging.getLogger("hangar.api.auth")
 
@@ -82,6 +83,13 @@ class TokenCache:
             del self._entries[digest]
         return await self._flights.run(digest, partial(self._lookup, digest, self._generation))
 
+    def cached(self, digest: str) -> Caller | None:
+        """The caller if this process accepted the token within the cache's TTL; no query."""
+        entry = self._entries.get(digest)
+        if entry is None or time.monotonic() >= entry.expires:
+            return None
+        return entry.caller
+
     async def _lookup(self, digest: str, generation: int) -> Caller | None:
         started = time.monotonic()
         async with driver_connection(self.engine) as conn:
@@ -105,7 +113,10 @@ class TokenCache:
                 async with driver_connection(self.engine) as conn:
                     await conn.execute(_TOUCH_SQL, token_id, datetime.now(UTC))
             except Exception as exc:  # a missed last_used_at is not worth failing for
-                log.warning("could not record a token's last use (%s)", exc)
+                if database_unavailable(exc):
+                    DATABASE.failed(exc)  # the outage's one warning
+                else:
+                    log.warning("could not record a token's last use (%s)", describe(exc))
 
         task = asyncio.create_task(touch(), name="token-last-used")
         self._background.add(task)

@@ -83,8 +83,25 @@ async def get_caller(request: Request) -> Caller:
     token = token.strip()
     if not scheme or not token or scheme.lower() != "bearer":
         raise _unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
-    caller = await request.app.state.tokens.caller(hash_token(token))
+    digest = hash_token(token)
+    tokens, throttle = request.app.state.tokens, request.app.state.auth_throttle
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        # Too many unknown tokens from this address (app/api/abuse.py): no more lookups for
+        # a while; a token this process accepted recently still works.
+        caller = tokens.cached(digest)
+        if caller is None:
+            raise ApiError(
+                429, "too_many_failed_authentications",
+                f"Too many requests with unknown or revoked tokens from your address; retry "
+                f"after {wait} s with a valid token.",
+                title="Too many failed authentications", headers={"Retry-After": str(wait)},
+                limit="failed_authentications")
+        return caller
+    caller = await tokens.caller(digest)
     if caller is None:
+        throttle.failed(address)
         raise _unauthorized("The API token is unknown or revoked.")
     return caller
 

@@ -24,9 +24,11 @@ DEFAULT_DESCRIPTIONS = {
     413: "Request body larger than 1 MiB",
     415: "Body is not JSON",
     422: "Invalid request: `errors` lists each field and what to change",
-    429: "A limit would be exceeded",
+    429: "A limit would be exceeded, or too many failed authentications from your address "
+         "(retry after Retry-After)",
     500: "Unexpected error (logged with the request id)",
-    503: "A dependency is unavailable; retry after Retry-After",
+    503: "A dependency (the database, Redis, the GPU provider) is unavailable; retry after "
+         "Retry-After",
 }
 
 # One example per status, so a reader (or a generated client's docs) sees what each is.
@@ -77,10 +79,10 @@ def problems(*codes: int, descriptions: dict[int, str] | None = None) -> dict[in
 def install(app: FastAPI, order: Sequence[APIRouter] = ()) -> None:
     """Generate the schema once, then make every 4xx/5xx a problem+json response and
     give every operation the errors any request can get (422 for its parameters, 400 and
-    413 for its body, 401 when it needs a token, 500). This covers routes owned elsewhere
-    (the event stream) too. Paths are documented in the order of the routers in `order`
-    (the app may include them, or add their routes, in another order, for routing
-    speed)."""
+    413 for its body, 401 and 429 when it needs a token, 503 unless it is /healthz, 500).
+    This covers routes owned elsewhere (the event stream) too. Paths are documented in the
+    order of the routers in `order` (the app may include them, or add their routes, in
+    another order, for routing speed)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -108,16 +110,18 @@ def install(app: FastAPI, order: Sequence[APIRouter] = ()) -> None:
         schema["components"]["schemas"]["Problem"].pop("$defs", None)
         for name in ("HTTPValidationError", "ValidationError"):
             schema["components"]["schemas"].pop(name, None)
-        for path_item in schema.get("paths", {}).values():
+        for path, path_item in schema.get("paths", {}).items():
             for op in path_item.values():
                 responses = op.setdefault("responses", {})
                 extra: list[int] = [500]
+                if path != "/healthz":  # every other route needs the database
+                    extra.append(503)
                 if op.get("requestBody"):
                     extra += [400, 413]
                 if op.get("parameters") or op.get("requestBody"):
                     extra.append(422)
                 if op.get("security"):
-                    extra.append(401)
+                    extra += [401, 429]  # 429: failed authentications (app/api/abuse.py)
                 for code in extra:
                     responses.setdefault(str(code), {"description": DEFAULT_DESCRIPTIONS[code]})
                 for code, response in responses.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain import errors as domain
+from app.outages import DATABASE, REDIS, database_unavailable, describe, redis_unavailable
 from app.redaction import redact, redact_value
 
 log = logging.getLogger("hangar.api")
@@ -103,6 +105,31 @@ HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
 }
 
 
+# What a request meeting a database (or Redis) outage is told to wait before retrying.
+UNAVAILABLE_RETRY_AFTER_S = 5
+
+
+def unavailable(request: Request, exc: BaseException) -> JSONResponse | None:
+    """503 problem+json with Retry-After when `exc` means the database or Redis is away
+    (one warning per outage, `app.outages`), else None. A normal response: the connection
+    stays open for the client's next request."""
+    if database_unavailable(exc):
+        DATABASE.failed(exc)
+        code, what = "database_unavailable", "The database"
+    elif redis_unavailable(exc):
+        REDIS.failed(exc)
+        code, what = "redis_unavailable", "Redis"
+    else:
+        return None
+    return problem(
+        503, code, "Service unavailable",
+        f"{what} cannot be reached right now; nothing was changed by this request unless "
+        f"it says otherwise. Retry after {UNAVAILABLE_RETRY_AFTER_S} seconds.",
+        instance=request.url.path,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+    )
+
+
 def _loc(loc: tuple | list) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -184,7 +211,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(asyncpg.PostgresError)  # the read path queries the driver itself
+    @app.exception_handler(asyncpg.InterfaceError)  # a connection closed under the driver
+    @app.exception_handler(OSError)  # a connection refused, reset, unreachable
+    @app.exception_handler(TimeoutError)
     async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # The database (or Redis) is away: 503 with Retry-After, one warning per outage.
+        response = unavailable(request, exc)
+        if response is not None:
+            return response
         # Safety net: a value the database refuses (SQLSTATE class 22: out of range, bad
         # encoding, ...) came from the request, so it is the caller's 422, not our 500.
         # Routes validate their inputs; reaching this is a validation gap worth fixing.
@@ -203,9 +237,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Logged with the traceback; the response says nothing about the cause.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method,
-                  request.url.path, exc_info=exc)
+        response = unavailable(request, exc)  # e.g. wrapped in an ExceptionGroup
+        if response is not None:
+            return response
+        # Logged with the traceback's frames, and the exception's text only when it cannot
+        # quote SQL parameters or stored values (`app.outages.describe`); the response says
+        # nothing about the cause.
+        log.error("unhandled %s on %s %s\n%s", describe(exc), request.method,
+                  request.url.path, "".join(traceback.format_tb(exc.__traceback__)))
         return problem(
             500,
             "internal_error",

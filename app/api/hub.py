@@ -38,6 +38,7 @@ from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import ClusterEvent
+from app.outages import DATABASE, REDIS, database_unavailable, describe, redis_unavailable
 from app.services import events as svc
 
 log = logging.getLogger("hangar.api.hub")
@@ -133,8 +134,11 @@ class ClusterFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: retry, clients just wait
-                log.warning("reading events of cluster %s failed (%s); retrying",
-                            self.cluster_id, exc)
+                if database_unavailable(exc):
+                    DATABASE.failed(exc)  # one warning per outage, not one per feed and try
+                else:
+                    log.warning("reading events of cluster %s failed (%s); retrying",
+                                self.cluster_id, describe(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._dirty.wait(), delay)
                 delay = min(delay * 2, 5.0)
@@ -317,6 +321,7 @@ class EventHub:
                     await self._subscribe(pubsub)
                     self.epoch += 1
                     self.connected, delay = True, 0.1
+                    REDIS.back()
                     # Something may have been missed while unsubscribed: caches clear,
                     # every feed reads.
                     for hook in self._on_subscribed:
@@ -331,7 +336,10 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarts: resubscribe with backoff
-                log.warning("event subscription lost (%s); resubscribing", exc)
+                if redis_unavailable(exc):
+                    REDIS.failed(exc)  # one warning per outage, not one per retry
+                else:
+                    log.warning("event subscription lost (%s); resubscribing", describe(exc))
                 self.connected = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -64,6 +64,8 @@ def api(
     """Serve the HTTP API."""
     import uvicorn
 
+    from app.api.server import uvicorn_bounds
+
     settings = _settings()
     _require_secret_key(settings)
     uvicorn.run(
@@ -77,6 +79,8 @@ def api(
         proxy_headers=True,
         timeout_graceful_shutdown=5,
         log_level=settings.log_level.lower(),
+        # Header size, time to headers, idle keep-alive (app/api/server.py).
+        **uvicorn_bounds(settings),
     )
 
 
@@ -85,11 +89,10 @@ def worker() -> None:
     """Run an arq worker: provisioning jobs and the reconciler cron."""
     settings = _settings()
     _require_secret_key(settings)
-    from arq.worker import run_worker
-
+    from workers.runner import HangarWorker
     from workers.settings import worker_options
 
-    run_worker(worker_options(settings))
+    HangarWorker(**worker_options(settings)).run()
 
 
 @cli.command()

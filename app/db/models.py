@@ -200,6 +200,12 @@ class Node(Base):
     output_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     output_lines: Mapped[int] = mapped_column(Integer, default=0)
     output_dropped: Mapped[int] = mapped_column(Integer, default=0)
+    # Output beyond the limits (workers/bootstrap.py): bytes skipped unread, and the drop
+    # counts as of the last `output_dropped` notice, which comes at most every 10 s.
+    output_skipped_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_notice_at: Mapped[datetime | None]
+    output_noticed_lines: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    output_noticed_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     exit_code: Mapped[int | None]
 
     terminate_attempts: Mapped[int] = mapped_column(default=0)

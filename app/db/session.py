@@ -26,9 +26,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.outages import DATABASE
 from app.settings import async_database_url
 
 PING_AFTER_IDLE_S = 10.0
+# A database that does not answer (rather than refusing) costs a new connection this long,
+# not asyncpg's default of 60 s.
+CONNECT_TIMEOUT_S = 5.0
 _CHECKED_IN = "hangar_checked_in"  # connection record info: monotonic time of the last checkin
 
 
@@ -48,8 +52,13 @@ def make_engine(
         pool_use_lifo=True,
         # SQL parameters can hold callers' env values: keep them out of errors and logs.
         hide_parameters=True,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
     )
     pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _connected(dbapi_connection: Any, record: Any) -> None:
+        DATABASE.back()  # a new connection: an outage this process saw is over
 
     @event.listens_for(pool, "checkin")
     def _checked_in(dbapi_connection: Any, record: Any) -> None:

@@ -58,6 +58,8 @@ class Reason(StrEnum):
     TTL_EXPIRED = "ttl_expired"
     DELETED = "deleted"
     CLUSTER_FAILED = "cluster_failed"  # a sibling node failed, this one is torn down
+    # The worker cannot decrypt what the API stored: their HANGAR_SECRET_KEYs differ.
+    SECRET_KEY_MISMATCH = "secret_key_mismatch"
 
 
 C, N = ClusterStatus, NodeStatus

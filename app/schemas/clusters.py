@@ -161,6 +161,13 @@ class ClusterCreate(BaseModel):
                 raise ValueError("contains an unpaired surrogate (not valid UTF-8)") from None
         return v
 
+    @field_validator("volume_mount_path")
+    @classmethod
+    def _mount_path(cls, v: str) -> str:
+        if ".." in v.split("/"):
+            raise ValueError("must not contain a '..' segment (a path inside the pod, from /)")
+        return v
+
     @field_validator("nodes")
     @classmethod
     def _nodes_for_network(cls, v: int, info: ValidationInfo) -> int:

@@ -41,5 +41,7 @@ class Problem(BaseModel):
     )
     limit: str | None = Field(default=None, description="The team limit hit (429)")
     candidates: list[str] | None = Field(
-        default=None, description="GPU types that match, or the catalog (422)"
+        default=None,
+        description="Values that would be accepted: GPU types that match, or the catalog; "
+        "data centers (422)"
     )

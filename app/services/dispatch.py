@@ -1,16 +1,23 @@
-"""Waking workers and subscribers after a commit. Redis only wakes; rows are the truth."""
+"""Waking workers and subscribers after a commit. Redis only wakes; rows are the truth.
+
+Every call is best effort: with Redis away, a wake-up or an announcement is dropped (one
+warning per outage, `app.outages.REDIS`) and the caller goes on. What was committed stands:
+a node's deadline (`next_check_at`) is in its row, and the reconciler re-enqueues overdue
+nodes (docs/PIPELINE.md, "When Redis or Postgres is away")."""
 
 from __future__ import annotations
 
 import math
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import ConnectionPool
 
+from app.outages import REDIS, redis_unavailable
 from app.redis_names import RedisNames
 
 if TYPE_CHECKING:
@@ -42,8 +49,9 @@ class Dispatcher:
             earlier = self._held[node_id]
             self._held[node_id] = due if earlier is None else min(earlier, due)
             return
-        await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None,
-                                     _queue_name=self.names.queue)
+        await _best_effort(self.redis.enqueue_job(
+            "node_step", str(node_id), _defer_by=max(delay, 0) or None,
+            _queue_name=self.names.queue))
 
     def hold(self, node_id: uuid.UUID) -> None:
         """A job of this process took the node's lease."""
@@ -55,12 +63,21 @@ class Dispatcher:
         if due is not None:
             await self.node(node_id, due - time.monotonic())
 
-    async def recover(self, node_id: uuid.UUID) -> None:
+    async def recover(self, node_id: uuid.UUID, delay: float = 0.0) -> None:
         """The reconciler's job for an overdue node: one per node at a time (its id dedupes),
         so a backlog that makes nodes look overdue does not pile up copies of their jobs."""
-        await self.redis.enqueue_job("node_step", str(node_id),
-                                     _job_id=self.names.job_id("recover", node_id),
-                                     _queue_name=self.names.queue)
+        await _best_effort(self.redis.enqueue_job(
+            "node_step", str(node_id), _job_id=self.names.job_id("recover", node_id),
+            _defer_by=max(delay, 0) or None, _queue_name=self.names.queue))
+
+    async def catch_up(self, node_id: uuid.UUID, due: datetime, delay: float) -> None:
+        """After an outage: the node's job at its deadline `due`, under an id of that node and
+        deadline (workers catching up together send it once; a `recover` job stuck as "in
+        progress" by a worker killed meanwhile does not block it)."""
+        await _best_effort(self.redis.enqueue_job(
+            "node_step", str(node_id),
+            _job_id=self.names.job_id("catch-up", node_id, int(due.timestamp() * 1000)),
+            _defer_by=max(delay, 0) or None, _queue_name=self.names.queue))
 
     async def poll(self, delay: float = 0.0, *, since: float | None = None) -> None:
         """One readiness poll per tick, however many nodes ask for it (the job id dedupes).
@@ -75,21 +92,21 @@ class Dispatcher:
         else:
             tick = max(round((since + max(delay, 0)) / self.poll_tick_s),
                        math.floor(now / self.poll_tick_s) + 1)
-        await self.redis.enqueue_job(
+        await _best_effort(self.redis.enqueue_job(
             "poll_starting", _job_id=self.names.job_id("poll", tick), _queue_name=self.names.queue,
             _defer_until=datetime.fromtimestamp(tick * self.poll_tick_s, UTC),
-        )
+        ))
 
     async def expire(self, cluster_id: uuid.UUID, at: datetime) -> None:
         """Check the cluster's TTL at `at` (its `expires_at`). One job per cluster and time:
         a TTL changed back and forth does not pile up checks."""
-        await self.redis.enqueue_job(
+        await _best_effort(self.redis.enqueue_job(
             "expire_cluster", str(cluster_id), _queue_name=self.names.queue,
             _job_id=self.names.job_id("expire", cluster_id, int(at.timestamp() * 1000)),
-            _defer_until=at)
+            _defer_until=at))
 
     async def published(self, cluster_id: uuid.UUID, seq: int) -> None:
-        await self.redis.publish(self.names.events, f"{cluster_id} {seq}")
+        await _best_effort(self.redis.publish(self.names.events, f"{cluster_id} {seq}"))
 
     async def after_commit(self, tx: ClusterTx) -> None:
         # Announced even without a new event (a pod id recorded, say): API processes drop
@@ -104,7 +121,24 @@ class Dispatcher:
             await self.expire(tx.cluster.id, tx.expiry)
 
 
+async def _best_effort(call: Awaitable[Any]) -> bool:
+    """Run one Redis call; with Redis away, drop it (True: it went through)."""
+    try:
+        await call
+    except Exception as exc:
+        if not redis_unavailable(exc):
+            raise
+        REDIS.failed(exc)
+        return False
+    REDIS.back()
+    return True
+
+
 async def connect(redis_url: str, names: RedisNames) -> Dispatcher:
-    """A dispatcher with a connection pool of its own (close it with `dispatcher.redis.aclose()`)."""
-    redis = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=names.queue)
+    """A dispatcher with a connection pool of its own (close it with `dispatcher.redis.aclose()`).
+    Connections are opened when first used, so a process starts while Redis is away."""
+    timeout = RedisSettings().conn_timeout  # arq's: an unreachable Redis costs a call 1 s
+    pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=timeout)
+    redis = ArqRedis(pool, default_queue_name=names.queue)
+    redis.auto_close_connection_pool = True  # the pool is this client's alone
     return Dispatcher(redis, names)

@@ -54,6 +54,8 @@ async def resolve_and_quote(provider: Provider, req: ClusterCreate) -> Quote:
             f"Could not read {provider.name}'s GPU catalog ({exc.message}); retry shortly.",
             retry_after=5,
         ) from exc
+    if req.data_center_ids:
+        await _check_data_centers(provider, req.data_center_ids)
     if not gpu.offered_on(req.cloud_type):
         raise InvalidRequest(
             "cloud_type_unavailable",
@@ -77,6 +79,27 @@ async def resolve_and_quote(provider: Provider, req: ClusterCreate) -> Quote:
             hourly_rate=rate,
         )
     return Quote(gpu=gpu, hourly_rate=rate)
+
+
+async def _check_data_centers(provider: Provider, pinned: list[str]) -> None:
+    """Pinned data centers must be ones the provider lists: an unknown one (a typo) is the
+    caller's 422 now, not a cluster that fails `no_capacity` later."""
+    try:
+        known = {dc.id for dc in await provider.data_centers()}
+    except ProviderError as exc:
+        raise ProviderUnavailable(
+            "provider_unavailable",
+            f"Could not read {provider.name}'s data centers ({exc.message}); retry shortly.",
+            retry_after=5,
+        ) from exc
+    unknown = [dc for dc in pinned if dc not in known]
+    if unknown:
+        raise InvalidRequest(
+            "unknown_data_center",
+            f"data_center_ids {', '.join(unknown)}: not {provider.name} data centers; "
+            f"known: {', '.join(sorted(known))}",
+            candidates=sorted(known),
+        )
 
 
 def placements_for(gpu: GpuType, pinned: list[str]) -> list[list[str]]:

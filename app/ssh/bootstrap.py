@@ -322,7 +322,8 @@ class BootstrapSession:
         status, out, err = await _exec(self._conn, command, command_timeout=self._command_timeout)
         head, sep, data = out.partition(b"\0")
         if status != 0 or not sep:
-            raise SSHError(f"read exited {status}: {(out + err)[-500:]!r}")
+            # Not the output itself: it is the setup's, a stranger's, and must not reach logs.
+            raise SSHError(f"read exited {status} ({len(out)} bytes of output): {err[-200:]!r}")
         try:
             exit_code: int | None = int(head.decode().strip())
         except ValueError:

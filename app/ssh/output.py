@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 TRUNCATED_MARKER = "… [truncated]"
+REPLACEMENT = "\ufffd"
+# Terminal escape sequences (colours, cursor moves, window titles): dropped whole, so
+# `\x1b[32mok\x1b[0m` reads `ok`. CSI, OSC (ended by BEL or ST), and the short escapes
+# (ESC, intermediate bytes, a final byte: `\x1b(B`, `\x1b7`).
+_ESCAPE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]")
+# Every other control character but tab: C0 (NUL included), DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 class OutputLines:
@@ -11,7 +21,10 @@ class OutputLines:
     A partial last line stays buffered until its newline arrives (or ``final``). Each line is
     decoded as UTF-8 (invalid bytes become U+FFFD), loses a trailing ``\\r`` (CRLF), keeps only
     the text after the last ``\\r`` when a progress bar redraws itself with carriage returns,
-    and is cut to ``max_chars`` characters plus :data:`TRUNCATED_MARKER`. A line longer than
+    loses terminal escape sequences (colours), has every other control character but tab
+    (NUL, DEL, C0 and C1) replaced by U+FFFD, and is cut to ``max_chars`` characters plus
+    :data:`TRUNCATED_MARKER`. So whatever the bytes, a line is text that JSON, Postgres
+    (which refuses NUL) and a terminal take as it is. A line longer than
     ``max_line_bytes`` bytes without a newline is split every ``max_line_bytes`` bytes (so the
     buffer stays bounded; the split points depend only on the stream, not on chunking).
 
@@ -96,6 +109,9 @@ class OutputLines:
         if "\r" in text:
             redraws = [part for part in text.split("\r") if part]
             text = redraws[-1] if redraws else ""
+        if "\x1b" in text:
+            text = _ESCAPE.sub("", text)
+        text = _CONTROL.sub(REPLACEMENT, text)
         if len(text) > self.max_chars:
             text = text[: self.max_chars] + TRUNCATED_MARKER
         return text

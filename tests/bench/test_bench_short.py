@@ -112,6 +112,19 @@ def test_chaos_short(services) -> None:
     assert f["sse_unfinished"] == 0
 
 
+def test_chaos_with_outages_short(services) -> None:
+    f = run_script("chaos.py", "--embedded", "--clusters", "4", "--nodes", "2",
+                   "--start-delay", "3", "--kill-every", "0", "--flush-at", "-1",
+                   "--redis-outage", "1", "--postgres-outage", "6", "--outage-s", "3",
+                   timeout=150)
+    assert [o["server"] for o in f["outages"]] == ["redis", "postgres"]
+    assert all(o["up_at_s"] is not None for o in f["outages"])
+    assert f["ready"] == 4 and f["failed"] == {}, f["failed"]
+    assert f["orphan_pods"] == 0 and f["duplicate_pods"] == 0
+    assert f["events_missing"] == 0 and f["events_duplicated"] == 0
+    assert f["sse_unfinished"] == 0
+
+
 def test_usage_short() -> None:
     figures = run_script("usage.py", "--clusters", "200", "--nodes-per", "3",
                          "--requests", "2", "--months", "2")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.cli.text import printable
 from tests.client.conftest import GPU
 
 SETUP = "echo bootstrap says hello; sleep 0.5; printf '\\033]0;retitled\\007done\\n'"
@@ -101,10 +102,13 @@ async def test_create_wait_json_then_ls_get_rm(served, worker, sim, token, tmp_p
     assert [n["status"] for n in ready["nodes"]] == ["ready", "ready"]
     cid = ready["id"]
     # Progress went to standard error: statuses and the setup script's output, made
-    # harmless (the escape sequence that would retitle a terminal is replaced).
+    # harmless: the server drops the escape sequence that would retitle a terminal
+    # (app/ssh/output.py), and the CLI would replace any control character that came
+    # through (`printable`, below).
     assert "node 0 ready" in run.err and "node 1 ready" in run.err
     assert "node 1 │ bootstrap says hello" in run.err
-    assert "\x1b]0;" not in run.err and "\ufffd]0;retitled\ufffddone" in run.err
+    assert "\x1b]0;" not in run.err and "node 0 │ done" in run.err
+    assert printable("\x1b]0;retitled\x07done") == "\ufffd]0;retitled\ufffddone"
 
     run = await hangar(env, "clusters", "ls")
     assert run.code == 0 and cid in run.out and "ready" in run.out and "$0.88" in run.out

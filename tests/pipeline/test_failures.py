@@ -253,7 +253,9 @@ async def test_output_is_bounded_and_drops_are_announced(hangar, worker, sim) ->
     dropped = sum(e["data"]["dropped"] for e in evs
                   if e["type"] == "cluster.notice" and e["data"].get("code") == "output_dropped")
     assert dropped > 0, "a burst of 1,001 lines exceeds the per-read bound"
-    assert len(lines) + dropped == 1001
+    [summary] = [e["data"] for e in evs
+                 if e["type"] == "cluster.notice" and e["data"].get("code") == "output_summary"]
+    assert summary["lines"] == len(lines) and len(lines) + summary["dropped"] == 1001
     assert len(lines[0]) < 1100 and lines[0].endswith("[truncated]")
 
 

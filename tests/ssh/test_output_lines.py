@@ -66,3 +66,29 @@ def test_huge_line_without_newline_is_split_deterministically():
 def test_invalid_arguments():
     with pytest.raises(ValueError):
         OutputLines(offset=-1)
+
+
+def test_nul_and_control_characters_become_replacement_characters():
+    lines = OutputLines()
+    out = lines.feed(b"a\x00b\x07c\x7fd \xc2\x85f\tg \x1b\n")
+    assert out == ["a\ufffdb\ufffdc\ufffdd \ufffdf\tg \ufffd"]
+
+
+def test_terminal_escapes_are_dropped_whole():
+    lines = OutputLines()
+    out = lines.feed(b"\x1b[1;32mok\x1b[0m \x1b]0;title\x07done \x1b(Bx\n", final=True)
+    assert out == ["ok done x"]
+
+
+def test_any_bytes_make_valid_text():
+    import json
+    import random
+
+    rng = random.Random(7)
+    data = bytes(rng.randrange(256) for _ in range(20000))
+    lines = OutputLines(max_line_bytes=512)
+    out = lines.feed(data, final=True)
+    assert out and lines.offset == len(data)
+    for line in out:
+        assert "\x00" not in line
+        json.dumps(line).encode("utf-8")  # JSON, and encodable: no lone surrogates

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import uvicorn
-from arq.worker import Worker
 
 from app.embedded import free_port
 from app.redis_names import RedisNames, forget_all
 from app.settings import Settings
+from workers.runner import HangarWorker
 from workers.settings import worker_options
 
 # Seconds between heartbeats of an idle event stream in the tests (fast_settings).
@@ -71,10 +71,12 @@ class ServedApp:
         await asyncio.wait_for(self.task, 10)
 
 
-async def serve_app(app, host: str = "127.0.0.1") -> ServedApp:
-    """Serve an ASGI app with uvicorn on a free loopback port in this event loop (real HTTP)."""
+async def serve_app(app, host: str = "127.0.0.1", **options: Any) -> ServedApp:
+    """Serve an ASGI app with uvicorn on a free loopback port in this event loop (real HTTP);
+    `options` are uvicorn's (e.g. `app.api.server.uvicorn_bounds(settings)`)."""
     port = free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on",
+                            **options)
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
@@ -96,11 +98,11 @@ class RunningWorker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.worker: Worker | None = None
+        self.worker: HangarWorker | None = None
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self.worker = Worker(**worker_options(self.settings), handle_signals=False)
+        self.worker = HangarWorker(**worker_options(self.settings), handle_signals=False)
         self.task = asyncio.create_task(self.worker.async_run())
 
     async def stop(self) -> None:

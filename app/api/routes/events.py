@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import anyio
@@ -21,6 +21,7 @@ from app.api.hub import BATCH, EventHub, Frame, encode
 from app.api.negotiation import quality
 from app.api.routes.stream_tokens import EventsReader
 from app.domain.errors import Gone
+from app.outages import DATABASE, database_unavailable
 from app.schemas.events import EventPage
 from app.services import events as svc
 from app.services.clusters import get_cluster
@@ -124,9 +125,18 @@ async def cluster_events(
         return Response(status_code=204, headers={**VARY, "Cache-Control": "no-cache"})
     await session.close()  # the stream opens short sessions of its own
     app = request.app
+    slots = app.state.streams
+    if not slots.take(team_id):  # app/api/abuse.py
+        raise ApiError(
+            429, "too_many_streams",
+            f"Your team has {slots.per_team} event streams open on this API process "
+            "(HANGAR_MAX_STREAMS_PER_TEAM); close one, or poll the JSON page instead.",
+            title="Too many event streams", headers={"Retry-After": "5"},
+            limit="event_streams")
     return EventStream(
         _stream(app.state.hub, app.state.sessionmaker, cluster_id, start,
-                app.state.settings.sse_heartbeat_s)
+                app.state.settings.sse_heartbeat_s),
+        on_close=lambda: slots.give_back(team_id),
     )
 
 
@@ -135,15 +145,19 @@ class EventStream(EventSourceResponse):
     disconnects included, so the client's place in the hub is released at once (not when
     the generator is garbage-collected, e.g. after a client that stopped reading)."""
 
-    def __init__(self, content: AsyncIterator[bytes]) -> None:
+    def __init__(self, content: AsyncIterator[bytes],
+                 on_close: Callable[[], None] | None = None) -> None:
         super().__init__(content, headers={"Cache-Control": "no-cache", **VARY,
                                            "X-Accel-Buffering": "no"})  # nginx: don't buffer
         self._content = content
+        self._on_close = on_close  # gives the stream's slot back
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if self._on_close is not None:
+                self._on_close()
             with anyio.CancelScope(shield=True):
                 await self._content.aclose()  # type: ignore[attr-defined]
 
@@ -194,9 +208,17 @@ async def _stream(
                 if feed.ready:
                     kept = feed.after(follower.last)
                     if kept is None:  # behind what the feed keeps: replay from the database
-                        async with sessionmaker() as session:
-                            rows = await svc.events_after(session, cluster_id,
-                                                          follower.last, BATCH)
+                        try:
+                            async with sessionmaker() as session:
+                                rows = await svc.events_after(session, cluster_id,
+                                                              follower.last, BATCH)
+                        except Exception as exc:
+                            if not database_unavailable(exc):
+                                raise
+                            # The database is away: end the stream; the client resumes
+                            # from its Last-Event-ID (a 503 until the database is back).
+                            DATABASE.failed(exc)
+                            return
                         kept = [encode(r) for r in rows]
                     frames = kept
                 if frames:
