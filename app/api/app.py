@@ -14,7 +14,7 @@ from app.api.auth import TokenCache
 from app.api.hub import EventHub
 from app.api.middleware import RequestContextMiddleware
 from app.api.readcache import ClusterReadCache
-from app.api.routes import clusters, events, gpu_types, health
+from app.api.routes import clusters, events, gpu_types, health, webhooks
 from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
 from app.gctune import tune_gc
@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The routes carry their router's prefix and tags already; the document lists the
     # paths in ROUTERS' order.
     app.router.routes.extend(clusters.router.routes)
-    for router in (events.router, gpu_types.router, health.router, metrics_route.router):
+    for router in (events.router, gpu_types.router, health.router, metrics_route.router,
+                   webhooks.router):
         app.include_router(router)
     docs.install(app, order=ROUTERS)
     return app
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 # The order of the OpenAPI document's paths.
 ROUTERS = (health.router, metrics_route.router, clusters.router, events.router,
-           gpu_types.router)
+           gpu_types.router, webhooks.router)
 
 
 DESCRIPTION = """\
