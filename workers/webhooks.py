@@ -10,7 +10,6 @@ from typing import Any
 from app.settings import Settings
 from app.webhooks import engine
 from app.webhooks.endpoints import WEBHOOKS_CHANNEL
-from app.webhooks.transport import make_client
 from app.webhooks.waker import Waker
 
 
@@ -43,7 +42,6 @@ async def startup(ctx: dict[str, Any], settings: Settings) -> None:
 
     d = ctx["webhooks"] = engine.Deliverer(
         engine=ctx["engine"], redis=redis, settings=settings,
-        client=make_client(settings.webhook_allow_private, settings.webhook_timeout_s),
         # Webhook runs never take more than half the worker's job slots (a slow receiver
         # must not hold up provisioning).
         max_runs=max(1, settings.worker_max_jobs // 2),
@@ -60,4 +58,4 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await waker.stop()
     d: engine.Deliverer | None = ctx.pop("webhooks", None)
     if d is not None:
-        await d.client.aclose()
+        await d.aclose()

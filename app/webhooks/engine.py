@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,16 +45,19 @@ from app.db.session import driver_connection
 from app.domain.crypto import decrypt
 from app.settings import Settings
 from app.webhooks import filters, metrics, sender, signing
+from app.webhooks.transport import make_client
 
 log = logging.getLogger("hangar.webhooks")
 
 JOB = "deliver_webhooks"
 TICK_S = 0.05  # wake-ups of one endpoint within a tick share one job (its id)
 MAX_IN_FLIGHT = 16  # requests at once per endpoint
-EVENT_BATCH = 50  # events read per lane at once
+EVENT_BATCH = 20  # events read per cluster at once
 IDLE_LINGER_S = 1.0  # a run waits this long for more events before letting go
 RUN_BUDGET_S = 30.0  # then it lets go and wakes itself again (others get the slot)
 ATTEMPTS_KEPT = timedelta(days=7)
+MAX_CLIENTS = 256  # HTTP clients kept per process (one per endpoint, least recent dropped)
+_background: set[asyncio.Task] = set()
 
 
 def utcnow() -> datetime:
@@ -94,14 +99,22 @@ UPDATE webhook_endpoints SET lease_owner = NULL, lease_until = NULL, next_run_at
 WHERE id = $1 AND lease_owner = $2
 """
 _LEASE_STATE = "SELECT lease_owner, wake_gen FROM webhook_endpoints WHERE id = $1"
+# Every cursor of the endpoint with events after it, and for those that are due and have no
+# lane running here ($2), their next events: one statement per look.
 _PENDING = """
-SELECT w.cluster_id, w.delivered_seq, w.attempts, w.next_attempt_at
-FROM webhook_cursors w JOIN clusters c ON c.id = w.cluster_id
+SELECT w.cluster_id, w.delivered_seq, w.attempts, w.next_attempt_at, c.last_event_seq,
+       e.seq, e.type, e.data::text AS data, e.created_at
+FROM webhook_cursors w
+JOIN clusters c ON c.id = w.cluster_id
+LEFT JOIN LATERAL (
+    SELECT ev.seq, ev.type, ev.data, ev.created_at FROM cluster_events ev
+    WHERE ev.cluster_id = w.cluster_id AND ev.seq > w.delivered_seq
+      AND (w.next_attempt_at IS NULL OR w.next_attempt_at <= now())
+      AND NOT (w.cluster_id = ANY($2::uuid[]))
+    ORDER BY ev.seq LIMIT $3
+) e ON true
 WHERE w.endpoint_id = $1 AND c.last_event_seq > w.delivered_seq
-"""
-_EVENTS = """
-SELECT seq, type, data::text, created_at FROM cluster_events
-WHERE cluster_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+ORDER BY w.cluster_id, e.seq
 """
 # Move the cursor (guarded by where it was) and record the attempt, in one statement.
 _RECORD = """
@@ -146,10 +159,33 @@ class Deliverer:
     engine: AsyncEngine
     redis: ArqRedis
     settings: Settings
-    client: httpx.AsyncClient
     max_runs: int
     runs: dict[uuid.UUID, EndpointRun] = field(default_factory=dict)
     on_disabled: Any = None  # async callable(endpoint_id): tell the wakers
+    # One HTTP client per endpoint (its keep-alive connections, at most MAX_IN_FLIGHT):
+    # httpcore's pool scans every connection it holds on each request, so one pool for
+    # every receiver costs more the more receivers there are.
+    clients: OrderedDict[uuid.UUID, httpx.AsyncClient] = field(default_factory=OrderedDict)
+
+    def client(self, endpoint_id: uuid.UUID) -> httpx.AsyncClient:
+        client = self.clients.get(endpoint_id)
+        if client is None:
+            client = self.clients[endpoint_id] = make_client(
+                self.settings.webhook_allow_private, self.settings.webhook_timeout_s,
+                max_connections=MAX_IN_FLIGHT)
+            while len(self.clients) > MAX_CLIENTS:
+                _, old = self.clients.popitem(last=False)
+                task = asyncio.create_task(old.aclose())
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+        self.clients.move_to_end(endpoint_id)
+        return client
+
+    async def aclose(self) -> None:
+        while self.clients:
+            _, client = self.clients.popitem()
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     async def wake(self, endpoint_id: uuid.UUID) -> None:
         run = self.runs.get(endpoint_id)
@@ -188,10 +224,12 @@ class Lane:
     cluster_id: uuid.UUID
     delivered_seq: int
     attempts: int
+    events: list[asyncpg.Record]
+    more: bool = False  # events beyond `events` exist: look again when the lane ends
 
-
-class LeaseLost(Exception):
-    """The endpoint's lease is no longer ours (lapsed and taken, deleted or disabled)."""
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1]["seq"] if self.events else self.delivered_seq
 
 
 class EndpointRun:
@@ -209,7 +247,9 @@ class EndpointRun:
             decrypt(self.settings.secret_key.get_secret_value(), row["secret_enc"]))
         self.failing = row["failing_since"] is not None
         self.schedule = self.settings.webhook_retry_delays
+        self.client = d.client(endpoint_id)
         self.lanes: dict[uuid.UUID, asyncio.Task] = {}
+        self._lanes_info: dict[uuid.UUID, Lane] = {}
         self.sem = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.finishing = False  # letting go: wake-ups go through the job again
         self.stopping = False  # budget spent or lease lost: lanes stop after their send
@@ -235,19 +275,29 @@ class EndpointRun:
                 next_due = None
                 due_left = False
                 async with driver_connection(self.d.engine) as conn:
-                    pending = await conn.fetch(_PENDING, self.id)
-                for row in pending:
-                    cluster_id = row["cluster_id"]
-                    if cluster_id in self.lanes:
+                    rows = await conn.fetch(_PENDING, self.id, list(self.lanes), EVENT_BATCH)
+                for cluster_id, group in itertools.groupby(rows, key=lambda r: r["cluster_id"]):
+                    group = list(group)
+                    first = group[0]
+                    running = self._lanes_info.get(cluster_id)
+                    if running is not None:
+                        if first["last_event_seq"] > running.last_seq:
+                            running.more = True
                         continue
-                    at = row["next_attempt_at"]
+                    at = first["next_attempt_at"]
                     if at is not None and at > now:
                         next_due = at if next_due is None else min(next_due, at)
+                        continue
+                    events = [r for r in group if r["seq"] is not None]
+                    if not events:  # due by our clock, not yet by the database's
+                        soon = max(at or now, now) + timedelta(seconds=TICK_S)
+                        next_due = soon if next_due is None else min(next_due, soon)
                         continue
                     if over_budget:
                         due_left = True
                         continue
-                    self._start_lane(Lane(cluster_id, row["delivered_seq"], row["attempts"]))
+                    self._start_lane(Lane(cluster_id, first["delivered_seq"], first["attempts"],
+                                          events, more=len(events) >= EVENT_BATCH))
                 if self.lanes:
                     last_busy = time.monotonic()
                     if over_budget:
@@ -332,42 +382,42 @@ class EndpointRun:
     def _start_lane(self, lane: Lane) -> None:
         task = asyncio.create_task(self._lane(lane), name=f"webhook-lane-{self.id}")
         self.lanes[lane.cluster_id] = task
+        self._lanes_info[lane.cluster_id] = lane
 
         def done(t: asyncio.Task) -> None:
             if self.lanes.get(lane.cluster_id) is t:
                 del self.lanes[lane.cluster_id]
+                del self._lanes_info[lane.cluster_id]
             if not t.cancelled() and t.exception() is not None:
                 exc = t.exception()
                 log.warning("webhook %s: a delivery lane stopped (%s: %s)", self.id,
                             type(exc).__name__, exc)
-            self.poke()  # look again: events may have come while it finished
+            # Look again if events came meanwhile, a retry was scheduled (its time is in
+            # the rows), or the lane stopped early; else the next wake-up will.
+            if lane.more or lane.attempts or t.cancelled() or not self.lanes or (
+                    not t.cancelled() and t.exception() is not None):
+                self.poke()
 
         task.add_done_callback(done)
 
     async def _lane(self, lane: Lane) -> None:
-        """Deliver one cluster's events in order, until none is left or one must wait."""
-        while not self.stopping:
-            async with driver_connection(self.d.engine) as conn:
-                events = await conn.fetch(_EVENTS, lane.cluster_id, lane.delivered_seq,
-                                          EVENT_BATCH)
-            if not events:
+        """Deliver one cluster's events in order, until the batch is done or one must wait."""
+        passed = lane.delivered_seq  # events up to here are done (skipped ones included)
+        for ev in lane.events:
+            if self.stopping:
+                lane.more = True
                 return
-            passed = lane.delivered_seq  # events up to here are done (skipped ones included)
-            for ev in events:
-                if self.stopping:
-                    break
-                if not filters.matches(self.patterns, ev["type"]):
-                    passed = ev["seq"]
-                    continue
-                if not await self._deliver(lane, passed, ev):
-                    return  # waits for its retry
-                passed = lane.delivered_seq
-            if passed > lane.delivered_seq:  # only skipped events at the end
-                async with driver_connection(self.d.engine) as conn:
-                    if not await conn.fetchval(_SKIP, self.id, lane.cluster_id, passed,
-                                               lane.delivered_seq):
-                        return  # the cursor moved under us (lease lost) or is gone
-                lane.delivered_seq = passed
+            if not filters.matches(self.patterns, ev["type"]):
+                passed = ev["seq"]
+                continue
+            if not await self._deliver(lane, passed, ev):
+                return  # waits for its retry (or the lease is gone)
+            passed = lane.delivered_seq
+        if passed > lane.delivered_seq:  # only skipped events at the end
+            async with driver_connection(self.d.engine) as conn:
+                if await conn.fetchval(_SKIP, self.id, lane.cluster_id, passed,
+                                       lane.delivered_seq):
+                    lane.delivered_seq = passed
 
     async def _deliver(self, lane: Lane, passed: int, ev: asyncpg.Record) -> bool:
         """One attempt at `ev`. True when the lane may go on (delivered, or given up)."""
@@ -378,7 +428,7 @@ class EndpointRun:
         async with self.sem:
             if self.stopping:
                 return False
-            outcome = await sender.post(self.d.client, self.url, self.key, msg_id, body,
+            outcome = await sender.post(self.client, self.url, self.key, msg_id, body,
                                         self.settings.webhook_timeout_s)
         attempt = lane.attempts + 1
         if outcome.ok:
