@@ -51,7 +51,7 @@ log = logging.getLogger("hangar.webhooks")
 
 JOB = "deliver_webhooks"
 TICK_S = 0.05  # wake-ups of one endpoint within a tick share one job (its id)
-MAX_IN_FLIGHT = 16  # requests at once per endpoint
+MAX_IN_FLIGHT = 8  # requests at once per endpoint
 EVENT_BATCH = 20  # events read per cluster at once
 IDLE_LINGER_S = 1.0  # a run waits this long for more events before letting go
 RUN_BUDGET_S = 30.0  # then it lets go and wakes itself again (others get the slot)
