@@ -184,10 +184,10 @@ async def _phase(name: str, args: argparse.Namespace, stack, api, sessionmaker, 
         lat.append((at - commit_at[(cid, int(seq))]) * 1000)
         last_receipt = max(last_receipt, at)
     if args.dump:
-        with open(f"{args.dump}.{name}.json", "w") as fh:
-            json.dump({"records": [r for r in records if r[1].partition(":")[0] in mine],
-                       "commit_at": {f"{c}:{s}": t for (c, s), t in commit_at.items()
-                                     if c in mine}}, fh)
+        dump = json.dumps({"records": [r for r in records if r[1].partition(":")[0] in mine],
+                           "commit_at": {f"{c}:{s}": t for (c, s), t in commit_at.items()
+                                         if c in mine}})
+        await asyncio.to_thread(Path(f"{args.dump}.{name}.json").write_text, dump)
     lost = duplicates = out_of_order = 0
     for path in wanted:
         for cid in mine:
