@@ -85,15 +85,16 @@ async def _receiver(args: argparse.Namespace) -> None:
                                  b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n"
                                  + data)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,
+                asyncio.CancelledError):
+            pass  # cancelled: the receiver is stopping
         finally:
             writer.close()
 
     async def dead(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal dead_connections
         dead_connections += 1
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             while await reader.read(65536):  # read everything, answer nothing
                 pass
         writer.close()
@@ -108,32 +109,29 @@ async def _receiver(args: argparse.Namespace) -> None:
 # --- the orchestrating process ----------------------------------------------------------------
 
 
-async def _insert_clusters(sessionmaker, dispatcher, team_id: uuid.UUID, n: int, phase: str,
-                           commit_at: dict[tuple[str, int], float]) -> list[uuid.UUID]:
-    """Cluster rows with their first event, announced as `create_cluster` announces them."""
+async def _insert_cluster(sessionmaker, dispatcher, team_id: uuid.UUID, name: str,
+                          commit_at: dict[tuple[str, int], float]) -> uuid.UUID:
+    """A cluster row with its first event, announced as `create_cluster` announces it."""
     from app.db.models import Cluster, Node
     from app.services.state import ClusterTx, utcnow
 
-    ids: list[uuid.UUID] = []
-    for i in range(n):
-        async with sessionmaker() as session, session.begin():
-            cluster = Cluster(
-                id=uuid.uuid4(), team_id=team_id, name=f"wh-{phase}-{i}", status="pending",
-                gpu_type="bench", gpu_type_id="bench", gpu_count=1, node_count=1,
-                cloud_type="secure", allocation="on-demand", image="bench",
-                container_disk_gb=1, volume_gb=0, volume_mount_path="/workspace",
-                ports=["22/tcp"], env={}, data_center_ids=[], setup="", placements=[[]],
-                ssh_public_key="bench", ssh_private_key_enc=b"bench", last_event_seq=0,
-                created_at=utcnow(),
-            )
-            cluster.nodes = [Node(id=uuid.uuid4(), index=0, status="pending", gpu_count=1)]
-            session.add(cluster)
-            ClusterTx(session=session, cluster=cluster).event("cluster.pending",
-                                                              {"status": "pending"})
-        commit_at[(str(cluster.id), 1)] = time.time()
-        await dispatcher.published(cluster.id, 1)
-        ids.append(cluster.id)
-    return ids
+    async with sessionmaker() as session, session.begin():
+        cluster = Cluster(
+            id=uuid.uuid4(), team_id=team_id, name=name, status="pending",
+            gpu_type="bench", gpu_type_id="bench", gpu_count=1, node_count=1,
+            cloud_type="secure", allocation="on-demand", image="bench",
+            container_disk_gb=1, volume_gb=0, volume_mount_path="/workspace",
+            ports=["22/tcp"], env={}, data_center_ids=[], setup="", placements=[[]],
+            ssh_public_key="bench", ssh_private_key_enc=b"bench", last_event_seq=0,
+            created_at=utcnow(),
+        )
+        cluster.nodes = [Node(id=uuid.uuid4(), index=0, status="pending", gpu_count=1)]
+        session.add(cluster)
+        ClusterTx(session=session, cluster=cluster).event("cluster.pending",
+                                                          {"status": "pending"})
+    commit_at[(str(cluster.id), 1)] = time.time()
+    await dispatcher.published(cluster.id, 1)
+    return cluster.id
 
 
 async def _phase(name: str, args: argparse.Namespace, stack, api, sessionmaker, dispatcher,
@@ -145,21 +143,26 @@ async def _phase(name: str, args: argparse.Namespace, stack, api, sessionmaker, 
     from bench.common import CpuMeter, percentile, rnd
 
     worker = stack.workers[0]
-    clusters = await _insert_clusters(sessionmaker, dispatcher, team_id, args.clusters, name,
-                                      commit_at)
+    clusters: list[uuid.UUID] = []
     total_events = args.clusters * args.events
     expected = len(hooks) * total_events
     async with httpx.AsyncClient(base_url=receiver_url, timeout=30) as rc:
         before = (await rc.get("/_count")).json()["count"]
         meter = CpuMeter([worker, api], stack.database_name).start()
         started = time.monotonic()
-        order = [cid for _ in range(args.events - 1) for cid in clusters]
-        for i, cid in enumerate(order):  # round-robin, one event per transaction
+        # Round-robin over the clusters: each is created (its first event), then gets one
+        # event per round, one per transaction, at a steady rate.
+        for i in range(total_events):
             if args.rate > 0:
                 delay = started + i / args.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            async with locked_cluster(sessionmaker, cid, dispatcher) as tx:
+            if i < args.clusters:
+                clusters.append(await _insert_cluster(sessionmaker, dispatcher, team_id,
+                                                      f"wh-{name}-{i}", commit_at))
+                continue
+            async with locked_cluster(sessionmaker, clusters[i % args.clusters],
+                                      dispatcher) as tx:
                 tx.notice("bench", i=i)
         appended_s = time.monotonic() - started
         deadline = time.monotonic() + args.drain_timeout
