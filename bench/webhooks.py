@@ -267,18 +267,28 @@ async def main_async(args: argparse.Namespace) -> int:
                         return r.json()["id"]
 
                     hooks = [await hook(f"{receiver_url}/h{i}") for i in range(HEALTHY)]
+                    # Warm-up (not measured): the worker's runs, connections, caches.
+                    warm = argparse.Namespace(**{**vars(args), "clusters": 10, "events": 5,
+                                                 "dump": None})
+                    await _phase("warmup", warm, stack, api, sessionmaker, dispatcher,
+                                 team_id, hooks, receiver_url, commit_at)
                     load_before = load_average()
-                    healthy = await _phase("healthy", args, stack, api, sessionmaker,
-                                           dispatcher, team_id, hooks, receiver_url, commit_at)
-                    dead_id = await hook(f"http://127.0.0.1:{ports['dead_port']}/dead")
-                    with_dead = await _phase("with_dead", args, stack, api, sessionmaker,
-                                             dispatcher, team_id, hooks, receiver_url,
-                                             commit_at)
+                    rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+                    dead_items: list[dict[str, Any]] = []
+                    for r in range(args.rounds):
+                        healthy = await _phase(f"healthy{r}", args, stack, api,
+                                               sessionmaker, dispatcher, team_id, hooks,
+                                               receiver_url, commit_at)
+                        dead_id = await hook(f"http://127.0.0.1:{ports['dead_port']}/dead")
+                        with_dead = await _phase(f"with_dead{r}", args, stack, api,
+                                                 sessionmaker, dispatcher, team_id, hooks,
+                                                 receiver_url, commit_at)
+                        dead_items += (await client.get(f"/webhooks/{dead_id}/deliveries",
+                                                        params={"limit": 200})).json()["items"]
+                        await client.delete(f"/webhooks/{dead_id}")  # the next round: healthy
+                        rounds.append((healthy, with_dead))
                     load_after = load_average()
-                    dead_items = (await client.get(f"/webhooks/{dead_id}/deliveries",
-                                                   params={"limit": 200})).json()["items"]
-                    dead_count = (await httpx.AsyncClient().get(
-                        f"{receiver_url}/_count")).json()["dead"]
+                    dead_count = (await client.get(f"{receiver_url}/_count")).json()["dead"]
             finally:
                 await redis.aclose()
                 await engine.dispose()
@@ -291,36 +301,45 @@ async def main_async(args: argparse.Namespace) -> int:
                 receiver.kill()
                 await receiver.wait()
 
-    p99_a, p99_b = healthy["latency_ms"]["p99"], with_dead["latency_ms"]["p99"]
+    from bench.common import median, rnd
+
+    p99_a = median(h["latency_ms"]["p99"] for h, _ in rounds)
+    p99_b = median(d["latency_ms"]["p99"] for _, d in rounds)
     ratio = round(p99_b / p99_a, 2) if p99_a and p99_b else None
+    healthy, with_dead = rounds[-1]
     figures: dict[str, Any] = {
         "config": {"clusters": args.clusters, "events_per_cluster": args.events,
                    "rate_per_s": args.rate, "healthy_endpoints": HEALTHY,
-                   "timeout_s": args.timeout},
+                   "timeout_s": args.timeout, "rounds": args.rounds},
         "machine_speed_ms": speed, "load_average_before": load_before,
         "load_average_after": load_after,
-        "healthy": healthy, "with_dead": with_dead, "p99_ratio_with_dead": ratio,
+        "healthy": healthy, "with_dead": with_dead,
+        "rounds": [{"healthy": h, "with_dead": d} for h, d in rounds],
+        "p99_ms_median": {"healthy": rnd(p99_a, 1), "with_dead": rnd(p99_b, 1)},
+        "p99_ratio_with_dead": ratio,
         "dead_endpoint": {"connections": dead_count,
                           "attempts_recorded": len(dead_items),
                           "errors": sorted({i["error"] for i in dead_items if i["error"]})},
     }
     lines = [f"machine speed {speed} ms (lower is faster); load average before "
              f"{load_before}, after {load_after}"]
-    for name, f in (("healthy", healthy), ("with_dead", with_dead)):
-        lat = f["latency_ms"]
-        lines.append(
-            f"{name}: {f['clusters']} clusters x {args.events} events to {f['endpoints']} "
-            f"healthy endpoints{' + 1 dead' if name == 'with_dead' else ''}: "
-            f"{f['healthy_deliveries']} deliveries; commit->delivery p50 {lat['p50']} ms, "
-            f"p90 {lat['p90']} ms, p99 {lat['p99']} ms, max {lat['max']} ms; {f['deliveries_per_s']} deliveries/s "
-            f"(events appended at {f['append_rate_achieved']}/s); worker CPU "
-            f"{f['worker_cpu_ms_per_delivery']} ms per delivery; lost {f['lost']}, "
-            f"duplicates {f['duplicates']}, out of order {f['out_of_order']}")
-    lines.append(f"healthy p99 with the dead endpoint / without: {ratio} (target <= 1.2); "
-                 f"dead endpoint: {dead_count} connections, "
+    for r, pair in enumerate(rounds):
+        for name, f in zip(("healthy", "with_dead"), pair, strict=True):
+            lat = f["latency_ms"]
+            lines.append(
+                f"round {r + 1} {name}: {f['clusters']} clusters x {args.events} events to "
+                f"{f['endpoints']} healthy endpoints{' + 1 dead' if name == 'with_dead' else ''}"
+                f": {f['healthy_deliveries']} deliveries; commit->delivery p50 {lat['p50']} ms, "
+                f"p90 {lat['p90']} ms, p99 {lat['p99']} ms, max {lat['max']} ms; "
+                f"{f['deliveries_per_s']} deliveries/s (events appended at "
+                f"{f['append_rate_achieved']}/s); worker CPU {f['worker_cpu_ms_per_delivery']} "
+                f"ms per delivery; lost {f['lost']}, duplicates {f['duplicates']}, out of order "
+                f"{f['out_of_order']}")
+    lines.append(f"healthy p99 with the dead endpoint / without (medians over rounds): {ratio} "
+                 f"(target <= 1.2); dead endpoint: {dead_count} connections, "
                  f"{len(dead_items)} attempts recorded {figures['dead_endpoint']['errors']}")
     report("webhooks", lines, figures, args.json)
-    ok = all(f["lost"] == 0 and f["out_of_order"] == 0 for f in (healthy, with_dead))
+    ok = all(f["lost"] == 0 and f["out_of_order"] == 0 for pair in rounds for f in pair)
     return 0 if ok else 1
 
 
@@ -334,13 +353,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=20.0,
                    help="events appended per second (0: as fast as possible)")
     p.add_argument("--timeout", type=float, default=10.0, help="HANGAR_WEBHOOK_TIMEOUT")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat (healthy, with_dead); p99s are medians over the rounds")
     p.add_argument("--drain-timeout", type=float, default=120.0,
                    help="how long deliveries may take after the last event")
     p.add_argument("--dump", metavar="PREFIX",
                    help="write each phase's receipts and commit times to PREFIX.<phase>.json")
     args = p.parse_args(argv)
-    if args.clusters < 1 or args.events < 2 or args.rate < 0:
-        p.error("--clusters >= 1, --events >= 2, --rate >= 0")
+    if args.clusters < 1 or args.events < 2 or args.rate < 0 or args.rounds < 1:
+        p.error("--clusters >= 1, --events >= 2, --rate >= 0, --rounds >= 1")
     return args
 
 

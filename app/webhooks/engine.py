@@ -55,6 +55,7 @@ MAX_IN_FLIGHT = 8  # requests at once per endpoint
 EVENT_BATCH = 20  # events read per cluster at once
 IDLE_LINGER_S = 1.0  # a run waits this long for more events before letting go
 RUN_BUDGET_S = 30.0  # then it lets go and wakes itself again (others get the slot)
+QUIET_LOOK_S = 0.05  # a busy run whose last look found nothing new looks again after this
 ATTEMPTS_KEPT = timedelta(days=7)
 MAX_CLIENTS = 256  # HTTP clients kept per process (one per endpoint, least recent dropped)
 _background: set[asyncio.Task] = set()
@@ -273,7 +274,8 @@ class EndpointRun:
                 now = utcnow()
                 over_budget = time.monotonic() - started > RUN_BUDGET_S
                 next_due = None
-                due_left = False
+                due_left = started_any = False
+                looked_at = time.monotonic()
                 async with driver_connection(self.d.engine) as conn:
                     rows = await conn.fetch(_PENDING, self.id, list(self.lanes), EVENT_BATCH)
                 for cluster_id, group in itertools.groupby(rows, key=lambda r: r["cluster_id"]):
@@ -298,6 +300,7 @@ class EndpointRun:
                         continue
                     self._start_lane(Lane(cluster_id, first["delivered_seq"], first["attempts"],
                                           events, more=len(events) >= EVENT_BATCH))
+                    started_any = True
                 if self.lanes:
                     last_busy = time.monotonic()
                     if over_budget:
@@ -315,6 +318,11 @@ class EndpointRun:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await self._poked.wait()
+                if self.lanes and not started_any and not self.lost:
+                    # Busy, and the last look found nothing new (every pending cluster has
+                    # its lane, or waits for a retry): a slow or dead receiver. Look at most
+                    # every QUIET_LOOK_S, not once per event.
+                    await asyncio.sleep(max(looked_at + QUIET_LOOK_S - time.monotonic(), 0))
         except BaseException:
             await self._abandon_lanes()
             if not self.lost:
