@@ -55,7 +55,7 @@ MAX_IN_FLIGHT = 8  # requests at once per endpoint
 EVENT_BATCH = 20  # events read per cluster at once
 IDLE_LINGER_S = 1.0  # a run waits this long for more events before letting go
 RUN_BUDGET_S = 30.0  # then it lets go and wakes itself again (others get the slot)
-QUIET_LOOK_S = 0.05  # a busy run whose last look found nothing new looks again after this
+QUIET_LOOK_S = 0.05  # how often a busy run of a failing receiver looks for new events
 ATTEMPTS_KEPT = timedelta(days=7)
 MAX_CLIENTS = 256  # HTTP clients kept per process (one per endpoint, least recent dropped)
 _background: set[asyncio.Task] = set()
@@ -318,10 +318,10 @@ class EndpointRun:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await self._poked.wait()
-                if self.lanes and not started_any and not self.lost:
-                    # Busy, and the last look found nothing new (every pending cluster has
-                    # its lane, or waits for a retry): a slow or dead receiver. Look at most
-                    # every QUIET_LOOK_S, not once per event.
+                if self.failing and self.lanes and not started_any and not self.lost:
+                    # A failing receiver, busy, and the last look found nothing new (every
+                    # pending cluster has its lane, or waits for a retry): look at most every
+                    # QUIET_LOOK_S, not once per event.
                     await asyncio.sleep(max(looked_at + QUIET_LOOK_S - time.monotonic(), 0))
         except BaseException:
             await self._abandon_lanes()

@@ -311,10 +311,16 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
                for method, op in item.items() if op.get("security") == [{"HTTPBearer": []}]}
     assert secured == {("/clusters", "post"), ("/clusters", "get"),
                        ("/clusters/{cluster_id}", "get"), ("/clusters/{cluster_id}", "delete"),
-                       ("/clusters/{cluster_id}/events", "get"), ("/gpu-types", "get")}
+                       ("/clusters/{cluster_id}/events", "get"), ("/gpu-types", "get"),
+                       ("/webhooks", "post"), ("/webhooks", "get"),
+                       ("/webhooks/{webhook_id}", "get"), ("/webhooks/{webhook_id}", "delete"),
+                       ("/webhooks/{webhook_id}/deliveries", "get"),
+                       ("/webhooks/{webhook_id}/test", "post")}
     assert list(doc["paths"]) == ["/healthz", "/readyz", "/metrics", "/clusters",
                                   "/clusters/{cluster_id}", "/clusters/{cluster_id}/events",
-                                  "/gpu-types"]
+                                  "/gpu-types", "/webhooks", "/webhooks/{webhook_id}",
+                                  "/webhooks/{webhook_id}/deliveries",
+                                  "/webhooks/{webhook_id}/test"]
     op = doc["paths"]["/clusters/{cluster_id}"]["get"]
     assert list(op)[:5] == ["tags", "summary", "operationId", "security", "parameters"]
     assert "401" in op["responses"] and "422" in op["responses"]
