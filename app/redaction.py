@@ -11,11 +11,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.domain.crypto import TOKEN_PREFIX, token_display_prefix
+from app.domain.stream_tokens import PREFIX as STREAM_TOKEN_PREFIX
 
 _TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{12,}")
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
 )
+# Stream tokens travel in URLs (`?access_token=`): a URL quoted in a log line loses them.
+_STREAM_TOKEN = re.compile(re.escape(STREAM_TOKEN_PREFIX) + r"[A-Za-z0-9_-]{8,}")
 REDACTED = "[redacted]"
 _secrets: set[str] = set()
 
@@ -35,6 +38,8 @@ def redact(text: str) -> str:
     text = _PRIVATE_KEY.sub(REDACTED, text)
     if TOKEN_PREFIX in text:
         text = _TOKEN.sub(lambda m: token_display_prefix(m.group(0)) + "…", text)
+    if STREAM_TOKEN_PREFIX in text:
+        text = _STREAM_TOKEN.sub(STREAM_TOKEN_PREFIX + "…", text)
     return text
 
 

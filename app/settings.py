@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_RUNPOD_API_URL = "https://api.runpod.io/v2"
+from app.redis_names import RedisNames
+
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
+
+
+# scheme://host[:port], as a browser sends it in `Origin` (no path, no trailing slash).
+_ORIGIN = re.compile(r"(?i)^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def parse_origins(value: Any) -> list[str]:
+    """`HANGAR_CORS_ORIGINS`: comma-separated origins (or a JSON list of them), `*` for any."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        value = json.loads(value)
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    origins: list[str] = []
+    for item in items:
+        origin = str(item).strip().rstrip("/")
+        if not origin:
+            continue
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] "
+                             "(e.g. https://dash.example.com), without a path")
+        scheme, _, rest = origin.partition("://")
+        origins.append(origin if origin == "*" else f"{scheme.lower()}://{rest.lower()}")
+    return origins
 
 
 def async_database_url(url: str) -> str:
@@ -39,9 +65,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
 
     runpod_api_key: SecretStr | None = Field(default=None, alias="RUNPOD_API_KEY")
-    runpod_api_url: str = Field(default=DEFAULT_RUNPOD_API_URL, alias="RUNPOD_API_URL")
-    runpod_read_timeout_s: float = Field(default=30.0, alias="HANGAR_RUNPOD_READ_TIMEOUT")
-    runpod_backoff_base_s: float = Field(default=0.5, alias="HANGAR_RUNPOD_BACKOFF_BASE")
+    runpod_api_url: str = Field(default="https://api.runpod.io/v2", alias="RUNPOD_API_URL")
+    runpod_read_timeout_s: float = Field(default=30.0, gt=0, alias="HANGAR_RUNPOD_READ_TIMEOUT")
+    runpod_backoff_base_s: float = Field(default=0.5, ge=0, alias="HANGAR_RUNPOD_BACKOFF_BASE")
+    # One RunPod call, its retries and waits included, never takes longer than this: it has
+    # to fit in the worker job that makes it (docs/PIPELINE.md, "Retries").
+    runpod_call_deadline_s: float = Field(default=20.0, gt=0, le=50,
+                                          alias="HANGAR_RUNPOD_CALL_DEADLINE")
     catalog_ttl_s: float = Field(default=60.0, alias="HANGAR_CATALOG_TTL")
 
     # Fernet key (urlsafe base64, 32 bytes) or any passphrase, which is stretched into one.
@@ -50,6 +80,10 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default=Path(".hangar"), alias="HANGAR_DATA_DIR")
+    # Prefix of every Redis key, queue, job id and channel of this deployment: deployments
+    # (or test runs) sharing one Redis keep out of each other's way with different ones.
+    redis_namespace: str = Field(default="hangar", pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                                 alias="HANGAR_REDIS_NAMESPACE")
     log_level: str = Field(default="INFO", alias="HANGAR_LOG_LEVEL")
     log_json: bool = Field(default=True, alias="HANGAR_LOG_JSON")
 
@@ -76,6 +110,11 @@ class Settings(BaseSettings):
     max_live_nodes: int = Field(default=64, alias="HANGAR_MAX_LIVE_NODES")
     max_live_clusters: int = Field(default=100, alias="HANGAR_MAX_LIVE_CLUSTERS")
     max_hourly_spend: float = Field(default=500.0, alias="HANGAR_MAX_HOURLY_SPEND")
+    # USD per UTC month; unset: no budget. Creates are refused once the month's cost reaches it.
+    team_monthly_budget: float | None = Field(default=None, ge=0,
+                                              alias="HANGAR_TEAM_MONTHLY_BUDGET")
+    # Days a finished cluster's events are kept (then deleted; the cluster and its cost stay).
+    event_retention_days: float = Field(default=30, gt=0, alias="HANGAR_EVENT_RETENTION_DAYS")
     sse_heartbeat_s: float = Field(default=15.0, alias="HANGAR_SSE_HEARTBEAT")
 
     # API read path (docs/read-path.md)
@@ -85,8 +124,8 @@ class Settings(BaseSettings):
     # Max age of a cluster's rows in an API process's read cache (GET /clusters/{id}).
     # Commits announced on Redis invalidate at once; this bounds a missed one. 0: off.
     read_cache_s: float = Field(default=1.0, ge=0, alias="HANGAR_READ_CACHE_SECONDS")
-    # Database connections per API process: the pool holds this many; requests beyond it
-    # wait for one (overflow connections would be opened and closed per burst).
+    # Database connections per API or worker process: the pool holds this many; requests
+    # and jobs beyond it wait for one (overflow connections are opened and closed per burst).
     db_pool_size: int = Field(default=20, ge=1, alias="HANGAR_DB_POOL_SIZE")
     db_max_overflow: int = Field(default=0, ge=0, alias="HANGAR_DB_MAX_OVERFLOW")
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="HANGAR_IDEMPOTENCY_TTL")
@@ -106,6 +145,19 @@ class Settings(BaseSettings):
     # worker's endpoint is taken over once it lapses.
     webhook_lease_s: float = Field(default=30.0, ge=2, alias="HANGAR_WEBHOOK_LEASE_SECONDS")
 
+    # Browsers (docs/browser.md): origins a page may call the API from (none by default).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                         alias="HANGAR_CORS_ORIGINS")
+
+    # Seconds a stream token (a browser's read-only grant to one event stream) is valid.
+    stream_token_ttl_s: int = Field(default=300, ge=1, le=24 * 3600,
+                                    alias="HANGAR_STREAM_TOKEN_TTL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: Any) -> list[str]:
+        return parse_origins(v)
+
     @field_validator("database_url")
     @classmethod
     def _asyncpg(cls, v: str | None) -> str | None:
@@ -120,6 +172,20 @@ class Settings(BaseSettings):
     @property
     def webhook_retry_delays(self) -> list[float]:
         return parse_schedule(self.webhook_retry_schedule)
+
+    @model_validator(mode="after")
+    def _calls_fit_in_jobs(self) -> Settings:
+        # A node's job ends 5 s before its lease and may make two RunPod calls in a row.
+        if 2 * self.runpod_call_deadline_s >= self.lease_s - 5:
+            raise ValueError(
+                f"HANGAR_RUNPOD_CALL_DEADLINE ({self.runpod_call_deadline_s:g} s) must be less "
+                f"than half of HANGAR_LEASE_SECONDS minus 5 s ({self.lease_s:g} s): a worker "
+                "job makes up to two RunPod calls in a row and must end within its lease")
+        return self
+
+    @property
+    def redis_names(self) -> RedisNames:
+        return RedisNames(self.redis_namespace)
 
     @property
     def simulated(self) -> bool:

@@ -3,6 +3,13 @@
 returns a constant JSON (bench/bare_app.py) served by uvicorn with the options of `hangar api`
 in its own process: the framework's ceiling on this machine.
 
+Also: `GET /clusters` for a team with `--history-small` (100) and one with `--history-large`
+(10,000) finished clusters in its history (seeded straight into the database,
+bench/history.py), unfiltered and filtered to the live statuses (the dashboard's view); the
+304 revalidation of `GET /clusters/{id}` (`If-None-Match` with its ETag, a finished cluster
+so the tag holds still); and the dashboard's first load in headless Chromium (requests and
+bytes, and how many left the origin: none may), when /usr/bin/chromium exists.
+
 Setup: the simulator, one worker and the API on loopback against a fresh database; the
 script creates `--clusters` clusters of 2 nodes and waits until they are ready, then stops
 the worker (and the simulator) so only the API and the load generator use the CPU. Rounds
@@ -54,6 +61,7 @@ from bench.common import (  # noqa: E402
     settings_from,
     wait_http,
 )
+from bench.history import seed_history  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None):
@@ -68,6 +76,14 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--raw", action="store_true",
                    help="also measure bench/bare_app.py's one-query cluster read (reference)")
+    p.add_argument("--history-small", type=int, default=100,
+                   help="finished clusters in the small history team")
+    p.add_argument("--history-large", type=int, default=10_000,
+                   help="finished clusters in the large history team")
+    p.add_argument("--history-live", type=int, default=5,
+                   help="ready clusters in each history team (the live filter's page)")
+    p.add_argument("--ui", choices=("auto", "yes", "no"), default="auto",
+                   help="measure the dashboard's first load in Chromium (auto: if installed)")
     return p.parse_args(argv)
 
 
@@ -204,6 +220,12 @@ async def main_async(args) -> int:
         _, token = await asyncio.gather(stack.start(start_delay=0.0, workers=1),
                                         stack.token("bench"))
         ids = await seed_clusters(stack, token, args.clusters, args.seed_nodes)
+        small, large = await asyncio.gather(stack.token("history-small"),
+                                            stack.token("history-large"))
+        await seed_history(plain_pg(stack.database_url), "history-small", args.history_small,
+                           args.history_live)
+        finished = await seed_history(plain_pg(stack.database_url), "history-large",
+                                      args.history_large, args.history_live)
         # Only the API and the load generator from here on.
         for p in (*stack.workers, stack.sim):
             if p is not None:
@@ -215,10 +237,21 @@ async def main_async(args) -> int:
         stack.procs.append(bare.start())
         await wait_http(f"http://127.0.0.1:{port}/bare", [bare], timeout=30)
         auth = {"Authorization": f"Bearer {token}"}
+        auth_small = {"Authorization": f"Bearer {small}"}
+        auth_large = {"Authorization": f"Bearer {large}"}
+        live = "".join(f"&status={s}" for s in LIVE)
+        async with httpx.AsyncClient(timeout=10) as c:
+            etag = (await c.get(f"{stack.api_url}/clusters/{finished[0]}",
+                                headers=auth_large)).headers["etag"]
         targets = {
             "bare": (f"http://127.0.0.1:{port}/bare", {}),
             "get_cluster": (f"{stack.api_url}/clusters/{ids[0]}", auth),
             "list_clusters": (f"{stack.api_url}/clusters?limit={args.page}", auth),
+            "list_history_small": (f"{stack.api_url}/clusters?limit={args.page}", auth_small),
+            "list_history_large": (f"{stack.api_url}/clusters?limit={args.page}", auth_large),
+            "list_large_live": (f"{stack.api_url}/clusters?limit={args.page}{live}", auth_large),
+            "get_cluster_304": (f"{stack.api_url}/clusters/{finished[0]}",
+                                {**auth_large, "If-None-Match": etag}),
         }
         if args.raw:  # a reference read path, not Hangar's API (see bench/bare_app.py)
             targets["raw_cluster_read"] = (f"http://127.0.0.1:{port}/raw/clusters/{ids[0]}", {})
@@ -226,9 +259,14 @@ async def main_async(args) -> int:
             for name, (url, headers) in targets.items():
                 for _ in range(20):
                     r = await c.get(url, headers=headers)
-                    r.raise_for_status()
-                if name == "list_clusters":
+                    if name == "get_cluster_304":
+                        assert r.status_code == 304, r.status_code
+                    else:
+                        r.raise_for_status()
+                if name in ("list_clusters", "list_history_small", "list_history_large"):
                     assert len(r.json()["items"]) == args.page, "the list page must be full"
+                if name == "list_large_live":
+                    assert len(r.json()["items"]) == args.history_live
         load_before = load_average()
         speed_ms = machine_speed_ms()
         results: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
@@ -246,6 +284,9 @@ async def main_async(args) -> int:
         load_after = load_average()
         rss = {"api": mib(stack.api.peak_rss_kib) if stack.api else None,
                "bare": mib(bare.peak_rss_kib)}
+        ui = None
+        if args.ui == "yes" or (args.ui == "auto" and HAVE_CHROMIUM):
+            ui = await measure_ui(stack.api_url, token)
 
     summary: dict[str, Any] = {}
     for name, runs in results.items():
@@ -267,21 +308,71 @@ async def main_async(args) -> int:
         "loadgen": loadgen, "connections": args.connections, "duration_s": args.duration,
         "rounds": args.rounds, "page": args.page, "load_average_before": load_before,
         "load_average_after": load_after, "machine_speed_ms": speed_ms, "endpoints": summary, "ratio_to_bare": ratios,
-        "rss_mib": rss,
+        "rss_mib": rss, "ui_first_load": ui,
     }
     lines = [f"load generator: {loadgen}; {args.connections} connections, {args.duration:.0f}s x "
              f"{args.rounds} rounds per endpoint (medians); load average before {load_before}, "
              f"after {load_after}; machine speed {speed_ms} ms (a fixed Python loop)"]
     for name, s in summary.items():
         ratio = f", {ratios[name]:.2f} x bare" if name in ratios and ratios[name] else ""
-        lines.append(f"{name:14s} {s['rps']:>8.1f} req/s  p50 {s['p50_ms']:.2f} ms  p99 "
+        lines.append(f"{name:18s} {s['rps']:>8.1f} req/s  p50 {s['p50_ms']:.2f} ms  p99 "
                      f"{s['p99_ms']:.2f} ms  (runs {s['runs_rps']}; non-2xx {s['non_2xx']}; "
                      f"server CPU {s['server_cpu_pct']:.0f}%, postgres {s['postgres_cpu_pct']:.0f}%"
                      f", machine busy {s['machine_busy_pct']:.0f}%)"
                      f"{ratio}")
+    if ui is not None:
+        for key, label in (("sign_in", "sign-in page"), ("signed_in", "clusters page, signed in")):
+            u = ui[key]
+            lines.append(f"/ui first load, {label}: {u['requests']} requests, "
+                         f"{u['bytes'] / 1024:.1f} KiB ({u['body_bytes'] / 1024:.1f} KiB of "
+                         f"bodies), {u['elsewhere']} to other origins")
     report("api", lines, figures, args.json)
     bad = any(s["non_2xx"] for s in summary.values())
     return 1 if bad else 0
+
+
+LIVE = ("pending", "provisioning", "bootstrapping", "ready", "terminating")
+CHROMIUM = "/usr/bin/chromium"
+HAVE_CHROMIUM = shutil.which(CHROMIUM) is not None
+
+
+async def measure_ui(api_url: str, token: str) -> dict[str, Any]:
+    """The dashboard's first load in a fresh headless Chromium profile (empty cache): every
+    request, the bytes of its response (headers and body), and how many went elsewhere than
+    the API's origin. Once at the sign-in page, once signed in (the token put in the tab's
+    session storage first) until the clusters table shows."""
+    from playwright.async_api import async_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    out: dict[str, Any] = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            for key, signed_in in (("sign_in", False), ("signed_in", True)):
+                context = await browser.new_context(viewport={"width": 1280, "height": 800})
+                if signed_in:
+                    await context.add_init_script(
+                        f"sessionStorage.setItem('hangar.token', {json.dumps(token)})")
+                page = await context.new_page()
+                done: list[Any] = []
+                page.on("requestfinished", lambda r, done=done: done.append(r))
+                await page.goto(f"{api_url}/ui")
+                await page.wait_for_selector("table.clusters tr.row" if signed_in
+                                             else "input[name=token]")
+                await page.wait_for_load_state("networkidle")
+                sizes = [await r.sizes() for r in done]
+                out[key] = {
+                    "requests": len(done),
+                    "bytes": sum(s["responseBodySize"] + s["responseHeadersSize"]
+                                 for s in sizes),
+                    "body_bytes": sum(s["responseBodySize"] for s in sizes),
+                    "elsewhere": sum(not r.url.startswith(api_url + "/") for r in done),
+                }
+                await context.close()
+        finally:
+            await browser.close()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ the database, and the wall time.
 Worker settings used (so killed work is retaken within the run): HANGAR_LEASE_SECONDS=10
 (arq job timeout 5 s), HANGAR_BOOTSTRAP_STEP=3, HANGAR_RECONCILE_INTERVAL=2,
 HANGAR_RECONCILE_GRACE=3, HANGAR_ORPHAN_GRACE=10, HANGAR_RUNPOD_BACKOFF_BASE=0.2,
-HANGAR_RUNPOD_READ_TIMEOUT=5.
+HANGAR_RUNPOD_READ_TIMEOUT=5, HANGAR_RUNPOD_CALL_DEADLINE=2 (calls fit in the short jobs).
 
     uv run python bench/chaos.py [--clusters 50 --nodes 2 --kill-every 10]
 """
@@ -65,6 +65,7 @@ CHAOS_SETTINGS = {
     "HANGAR_ORPHAN_GRACE": "10",
     "HANGAR_RUNPOD_BACKOFF_BASE": "0.2",
     "HANGAR_RUNPOD_READ_TIMEOUT": "5",
+    "HANGAR_RUNPOD_CALL_DEADLINE": "2",
     "HANGAR_PROVISION_TIMEOUT": "180",
     "HANGAR_POLL_INTERVAL_MAX": "2",
 }
@@ -197,7 +198,7 @@ async def chaos_loop(stack: Stack, args, stop: asyncio.Event, log: dict[str, Any
     while not stop.is_set():
         now = time.monotonic()
         if not flushed and now - t0 >= args.flush_at:
-            await flush_redis(stack.redis_url)
+            await flush_redis(stack.redis_url, stack.redis_namespace)
             log["redis_flushes"] += 1
             flushed = True
         can_kill = args.max_kills < 0 or log["worker_kills"] < args.max_kills

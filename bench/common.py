@@ -33,9 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
+
+from app.redis_names import RedisNames, forget_all
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_KEY = "sim-key"
@@ -120,12 +121,10 @@ async def drop_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
-async def flush_redis(url: str) -> None:
-    r = aioredis.from_url(url)
-    try:
-        await r.flushdb()
-    finally:
-        await r.aclose()
+async def flush_redis(url: str, namespace: str) -> None:
+    """Forget every job and key of the stack's Redis namespace (its FLUSHDB: other runs
+    sharing the server, and their namespaces, are left alone)."""
+    await forget_all(url, RedisNames(namespace))
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -360,6 +359,8 @@ class Stack:
     database_url: str = ""
     database_name: str = ""
     redis_url: str = ""
+    # HANGAR_REDIS_NAMESPACE of the stack: its own queue, job ids and channels.
+    redis_namespace: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
     sim_url: str = ""
     api_url: str = ""
 
@@ -371,7 +372,7 @@ class Stack:
         try:
             self.database_url, self.database_name = await create_database(self.database_server)
             self.redis_url = redis_db_url(self.redis_server, self.redis_db)
-            await flush_redis(self.redis_url)
+            await flush_redis(self.redis_url, self.redis_namespace)
             await asyncio.to_thread(self._run_cli, ["migrate"])
         except BaseException:
             await self.close()
@@ -401,7 +402,7 @@ class Stack:
                 await drop_database(self.database_server, self.database_name)
         with contextlib.suppress(Exception):
             if self.redis_url:
-                await flush_redis(self.redis_url)
+                await flush_redis(self.redis_url, self.redis_namespace)
         if not self.keep_logs:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         with contextlib.suppress(Exception):
@@ -415,6 +416,7 @@ class Stack:
         env.update({
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
+            "HANGAR_REDIS_NAMESPACE": self.redis_namespace,
             "RUNPOD_API_KEY": SIM_KEY,
             "RUNPOD_API_URL": self.sim_url or "http://127.0.0.1:9/v2",
             "HANGAR_SECRET_KEY": _secret_key(),

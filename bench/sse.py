@@ -193,6 +193,7 @@ async def main_async(args: argparse.Namespace) -> int:
     from arq.connections import RedisSettings
 
     from app.db.session import make_engine, make_sessionmaker
+    from app.redis_names import RedisNames
     from app.services.dispatch import Dispatcher
     from app.services.state import locked_cluster
     from bench.common import (
@@ -253,7 +254,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     self.committed = max(self.committed, tx.last_seq)
                     await super().after_commit(tx)
 
-            dispatcher = TimingDispatcher(redis)
+            dispatcher = TimingDispatcher(redis, RedisNames(stack.redis_namespace))
             total = max(1, round(args.rate * args.seconds))
             load_before = load_average()
             cpu_before = api.cpu()

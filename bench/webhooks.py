@@ -225,6 +225,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
     from app.db.models import Team
     from app.db.session import make_engine, make_sessionmaker
+    from app.redis_names import RedisNames
     from app.services.dispatch import Dispatcher
     from bench.common import Stack, load_average, machine_speed_ms, report, require_services
 
@@ -257,7 +258,7 @@ async def main_async(args: argparse.Namespace) -> int:
                         commit_at[(str(tx.cluster.id), tx.last_seq)] = time.time()
                         await super().after_commit(tx)
 
-                dispatcher = TimingDispatcher(redis)
+                dispatcher = TimingDispatcher(redis, RedisNames(stack.redis_namespace))
                 async with httpx.AsyncClient(base_url=stack.api_url, timeout=30, headers={
                         "Authorization": f"Bearer {token}"}) as client:
 

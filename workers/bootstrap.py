@@ -22,12 +22,12 @@ from app.ssh.bootstrap import (
     AuthRejected,
     BootstrapSession,
     HostKeyChanged,
-    OutputLines,
     Progress,
     SSHError,
     SSHUnavailable,
-    render_script,
 )
+from app.ssh.output import OutputLines
+from app.ssh.script import render_script
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.bootstrap")
@@ -72,24 +72,28 @@ def bootstrap_env(cluster: Cluster, node: Node, head_addr: str) -> dict[str, str
     }
 
 
-async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> float | None:
-    """One bounded step of a node's bootstrap. Returns the delay to the next step, 0 to
-    re-read the status now, or None when the node waits for its siblings."""
+async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> bool:
+    """One bounded step of a node's bootstrap. True: go on with the node now (its status
+    moved); False: its next look is scheduled, or it waits for its siblings."""
     snap = await _snapshot(w, cluster_id, node_id)
     if snap is None:
-        return None
+        return False
     cluster, node, head_node = snap
     if node is None or node.status != N.BOOTSTRAPPING:
-        return 0
+        return node is not None
+    if cluster.status != ClusterStatus.BOOTSTRAPPING:
+        # Waits for its siblings: the roll-up wakes every node once all have addresses.
+        return False
     s = w.settings
+    # Counted from when the cluster could bootstrap (every node had an address), not from
+    # when this pod started: waiting for slower siblings is the provision timeout's.
     since = node.bootstrap_started_at or node.started_at or node.created_at
     if utcnow() - since > timedelta(seconds=s.bootstrap_timeout_s):
         return await _fail(w, cluster_id, node_id, Reason.BOOTSTRAP_TIMEOUT,
                            f"bootstrap did not finish within {s.bootstrap_timeout_s:.0f}s")
-    if cluster.status != ClusterStatus.BOOTSTRAPPING:
-        # Waits for its siblings: the roll-up wakes every node once all have addresses.
-        return None
-    assert node.public_ip and node.ssh_port
+    if not (node.public_ip and node.ssh_port):  # a bootstrapping node always has them
+        return await _fail(w, cluster_id, node_id, Reason.PROVIDER_ERROR,
+                           "the pod has no public SSH address")
     key = decrypt(s.secret_key.get_secret_value(), cluster.ssh_private_key_enc)
     head = (head_node.public_ip if head_node else None) or ""
     script = render_script(cluster.setup, bootstrap_env(cluster, node, head))
@@ -100,7 +104,7 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
         # verifies it.
         async with BootstrapSession.connect(
             node.public_ip, node.ssh_port, key, host_key=node.host_key,
-            timeout=s.ssh_connect_timeout_s,
+            timeout=s.ssh_connect_timeout_s, command_timeout=s.ssh_connect_timeout_s,
         ) as session:
             # Started first, recorded with the first output (one transaction fewer per node):
             # a crash in between only means the next step trusts the key on first use again,
@@ -126,9 +130,10 @@ async def bootstrap_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> 
 async def _follow(
     w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, session: BootstrapSession,
     offset: int, deadline: float, *, pin: str | None,
-) -> float | None:
-    """Read output until the script ends or this step's time is up. The first write also
-    records the start and pins the host key (`pin`) when this connection trusted it."""
+) -> bool:
+    """Read output until the script ends or this step's time is up (then the next step is
+    scheduled at once). The first write also pins the host key (`pin`) when this connection
+    trusted it."""
     lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS)
     interval = FIRST_READ_INTERVAL
     last_write = float("-inf")
@@ -140,20 +145,20 @@ async def _follow(
             # Nothing to record: skip the transaction (we hold the node's lease, so no other
             # job can move it; the reconciler deadline is refreshed well before it is due).
             if time.monotonic() >= deadline:
-                return 0.1
+                return await _later(w, cluster_id, node_id, 0, None)
             interval = await _pause(progress.data, interval)
             continue
         last_write = time.monotonic()
         done = lines.offset
 
         # Shared with the other nodes of the cluster writing at the same moment.
-        stop, delay = await w.group.run(cluster_id, partial(
+        stop, go_on = await w.group.run(cluster_id, partial(
             _record, w, node_id, offset, done, texts, progress, pin))
         if stop:
-            return delay
+            return go_on
         offset = done
         if time.monotonic() >= deadline:
-            return 0.1
+            return await _later(w, cluster_id, node_id, 0, None)
         interval = await _pause(progress.data, interval)
 
 
@@ -162,25 +167,24 @@ def _record(
     progress: Progress, pin: str | None, tx: ClusterTx,
 ) -> tuple[bool, float | None]:
     """Under the cluster lock: one read's lines (`offset` to `done`), and the end if it
-    came. Returns (True, delay) to stop with that delay, (False, None) to read on."""
+    came. Returns (stop, go_on): stop reading, and whether the job goes on with the node."""
     node = tx.node(node_id)
     if node is None or node.status != N.BOOTSTRAPPING or node.output_offset != offset:
-        return True, 0  # deleted, failed, or another job got here first
+        return True, node is not None  # deleted, failed, or another job got here first
     node.host_key = node.host_key or pin
-    node.bootstrap_started_at = node.bootstrap_started_at or tx.now
     _emit(tx, node, texts)
     node.output_offset = done
     if progress.complete:
         node.exit_code = progress.exit_code
         if progress.exit_code == 0:
             tx.set_node_status(node, N.READY)
-            node.next_check_at = None
-        else:
-            tx.fail_node(node, Reason.BOOTSTRAP_FAILED,
-                         f"setup exited with status {progress.exit_code}")
-        return True, None
-    node.next_check_at = tx.now + timedelta(seconds=w.settings.reconcile_grace_s)
-    return False, None
+            return True, False
+        tx.fail_node(node, Reason.BOOTSTRAP_FAILED,
+                     f"setup exited with status {progress.exit_code}")
+        return True, True  # its teardown, now
+    # This job keeps reading: only the reconciler's deadline moves on.
+    tx.check_again(node, w.settings.reconcile_grace_s, wake=False)
+    return False, False
 
 
 async def _pause(data: bytes, interval: float) -> float:
@@ -207,18 +211,24 @@ def _emit(tx: ClusterTx, node: Node, texts: list[str]) -> None:
                   node=node, code="output_dropped", dropped=dropped)
 
 
-async def _fail(w: Work, cluster_id, node_id, reason: str, message: str) -> float:
+async def _fail(w: Work, cluster_id, node_id, reason: str, message: str) -> bool:
     async with w.locked(cluster_id) as tx:
         node = tx.node(node_id)
         if node is not None and node.status == N.BOOTSTRAPPING:
             tx.fail_node(node, reason, message)
-    return 0
+    return True  # its teardown, now
 
 
-async def _later(w: Work, cluster_id, node_id, delay: float, why: str) -> float:
-    log.info("node %s: %s; retrying in %.1fs", node_id, why, delay)
-    async with w.locked(cluster_id) as tx:
+async def _later(w: Work, cluster_id, node_id, delay: float, why: str | None) -> bool:
+    """Look at the node again in `delay` s (a new step: this one's time is up or it hit
+    trouble worth a retry)."""
+    if why:
+        log.info("node %s: %s; retrying in %.1fs", node_id, why, delay)
+
+    def schedule(tx: ClusterTx) -> None:
         node = tx.node(node_id)
         if node is not None and node.status == N.BOOTSTRAPPING:
-            node.next_check_at = tx.now + timedelta(seconds=delay)
-    return delay
+            tx.check_again(node, delay)
+
+    await w.group.run(cluster_id, schedule)
+    return False

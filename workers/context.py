@@ -6,21 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.metrics import observe_runpod, start_worker_metrics_server
-from app.db.session import make_sessionmaker
+from app.db.session import make_engine, make_sessionmaker
 from app.gctune import tune_gc
+from app.metrics import observe_runpod, start_worker_metrics_server
 from app.providers import make_provider
 from app.providers.base import Provider
 from app.services.dispatch import Dispatcher
 from app.services.state import GroupCommit, locked_cluster
-from app.settings import Settings, async_database_url, get_settings
+from app.settings import Settings, get_settings
 
 
 @dataclass
@@ -40,18 +35,6 @@ class Work:
         return locked_cluster(self.sessionmaker, cluster_id, self.dispatcher)
 
 
-def make_worker_engine(url: str) -> AsyncEngine:
-    """The worker's engine: like the API's, without pre-ping. A pre-ping costs three round
-    trips (BEGIN, an empty query, ROLLBACK) on every checkout, and a node step checks out a
-    connection several times: close to a third of the worker's round trips were pings. Without
-    it, the first statement on a connection that a Postgres restart killed fails, SQLAlchemy
-    then discards the whole pool, and the reconciler re-enqueues that job's node (a lost job
-    delays work, never loses it)."""
-    return create_async_engine(
-        async_database_url(url), pool_size=10, max_overflow=20, pool_pre_ping=False
-    )
-
-
 def work(ctx: dict[str, Any]) -> Work:
     return ctx["work"]
 
@@ -63,9 +46,12 @@ async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None
     if settings.worker_metrics_port and not ctx.get("metrics_started"):
         start_worker_metrics_server(settings.worker_metrics_port)
         ctx["metrics_started"] = True
-    ctx["engine"] = make_worker_engine(settings.database_url)
+    # The same engine as the API's (app/db/session.py: SQL parameters hidden from errors
+    # and logs, idle connections pinged, not every checkout), sized by the same settings.
+    ctx["engine"] = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                                max_overflow=settings.db_max_overflow)
     sessionmaker = make_sessionmaker(ctx["engine"])
-    dispatcher = Dispatcher(ctx["redis"])
+    dispatcher = Dispatcher(ctx["redis"], settings.redis_names)
     ctx["work"] = Work(
         settings=settings,
         sessionmaker=sessionmaker,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from app.db.models import Cluster, Node
 from app.domain.status import NodeStatus, Reason
@@ -71,18 +71,18 @@ class Attempt:
     where: str
 
 
-async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> float | None:
-    """Move a creating node to `starting` with a pod. Returns the delay to the next
-    step of this node (0: go on now), or None when another actor (the poll) takes over."""
+async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> bool:
+    """Move a creating node to `starting` with a pod. True: go on with the node now (its
+    status moved, e.g. failed); False: its next look is scheduled (the poll's, a retry)."""
     async with w.locked(cluster_id) as tx:
         node = tx.node(node_id)
         if node is None or node.status != N.CREATING:
-            return 0  # pending nodes go through `create_batch`
+            return node is not None  # pending nodes go through `create_batch`
         maybe_created = node.pod_name if node.pod_id is None else None
         # Nothing to look up: record the first attempt's name in this same transaction.
         attempt = None if maybe_created else _plan_attempt(w, tx, node)
         if attempt is None and not maybe_created:
-            return 0  # failed (no placement left, timed out): the caller re-reads the status
+            return True  # failed (no placement left, timed out): its teardown goes on
 
     if maybe_created:
         # A previous attempt may have created the pod (crash, lost response): adopt, never duplicate.
@@ -97,7 +97,7 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
         if attempt is None:
             attempt = await _next_attempt(w, cluster_id, node_id)
         if attempt is None:
-            return 0  # failed or no longer creating: the caller re-reads the status
+            return True  # failed or no longer creating: the caller re-reads the status
         try:
             pod = await w.provider.create_pod(attempt.spec)
         except (ServerError, TransportError) as exc:
@@ -113,23 +113,25 @@ async def create_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> flo
             async with w.locked(cluster_id) as tx:
                 node = tx.node(node_id)
                 if node is None or node.pod_name != attempt.name:
-                    return 0
+                    return node is not None
                 delay = _after_failed_create(w, tx, node, attempt, exc)
                 next_placement = delay == 0 and node.status == N.CREATING
+                if delay and node.status == N.CREATING:
+                    tx.check_again(node, delay)
             if next_placement:
                 attempt = None  # refused outright: the next placement, now
                 continue
-            return 0 if delay is None else delay  # failed: the caller re-reads the status
+            return not delay  # failed or deleted: its teardown goes on now
         return await adopt(w, cluster_id, node_id, attempt.name, pod)
 
 
 async def create_batch(
     w: Work, cluster_id: uuid.UUID, lead_id: uuid.UUID, owner: uuid.UUID
-) -> float | None:
+) -> bool:
     """The first attempt of every pending node of the cluster at once: their leases in one
     statement, their pod names in one transaction, the creates concurrently, the outcomes in
     one transaction. A node whose create needs more (another placement, a retry, a lookup
-    by name) goes on alone through `create_step`. Returns the lead node's next delay."""
+    by name) goes on alone through `create_step`. True: go on with the lead node now."""
     ids = await leases.acquire_pending(w.autocommit, cluster_id, owner, w.settings.lease_s)
     siblings = ids - {lead_id}
     released = False
@@ -144,11 +146,16 @@ async def create_batch(
                     if attempt is not None:
                         attempts[node.id] = attempt
         if not attempts:
-            return 0
+            return True
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+        # Creates not sent by then are left to the nodes' own steps (below), so that the job
+        # ends well within its lease however slowly RunPod answers.
+        send_by = time.monotonic() + w.settings.lease_s / 3
 
-        async def create(attempt: Attempt) -> Pod | ProviderError:
+        async def create(attempt: Attempt) -> Pod | ProviderError | None:
             async with gate:
+                if time.monotonic() > send_by:
+                    return None
                 try:
                     return await w.provider.create_pod(attempt.spec)
                 except ProviderError as exc:
@@ -156,7 +163,7 @@ async def create_batch(
 
         results = await asyncio.gather(*(create(a) for a in attempts.values()))
         unowned: list[tuple[Pod, str]] = []
-        lead_delay: float | None = 0
+        go_on = True
         async with w.locked(cluster_id) as tx:
             for node_id, result in zip(attempts, results, strict=True):
                 attempt, node = attempts[node_id], tx.node(node_id)
@@ -167,19 +174,24 @@ async def create_batch(
                 if isinstance(result, Pod):
                     _record_pod(w, tx, node, attempt.name, result)
                     delay: float | None = None if node.status == N.STARTING else 0
+                elif result is None:  # not sent: its own step looks the name up, creates
+                    delay = 0
                 else:
                     delay = _after_failed_create(w, tx, node, attempt, result)
                 if node_id == lead_id:
-                    lead_delay = delay
+                    if delay:
+                        tx.check_again(node, delay)
+                    # The lead goes on in this job unless it waits (a retry, the poll).
+                    go_on = not delay and node.status != N.STARTING
                 elif delay is not None:
-                    tx.wake(node, delay)
+                    tx.check_again(node, delay)
             for node in tx.nodes:  # released with the outcome: their next jobs may start
                 if node.id in siblings and node.lease_owner == owner:
                     node.lease_owner, node.lease_until = None, None
             released = True
         for pod, name in unowned:
             await _terminate_unowned(w, pod, name)
-        return lead_delay
+        return go_on
     finally:
         if not released:
             await leases.release_many(w.autocommit, siblings, owner)
@@ -189,8 +201,9 @@ def _after_failed_create(
     w: Work, tx: ClusterTx, node: Node, attempt: Attempt, exc: ProviderError
 ) -> float | None:
     """A create (not a 5xx or transport error: those may have created the pod) failed for
-    this node's current attempt: record why. Returns the delay to its next step: 0 for the
-    next placement at once, the provider's wait after a 429, None once the node has failed."""
+    this node's current attempt: record why. Returns the delay to its next step (the caller
+    schedules it): 0 for the next placement at once, the provider's wait after a 429, None
+    once the node has failed."""
     if node.status != N.CREATING:
         return 0  # deleted meanwhile: its teardown step takes it from here
     if isinstance(exc, (CapacityError, AccessDenied)):
@@ -202,7 +215,6 @@ def _after_failed_create(
     if isinstance(exc, RateLimited):
         node.pod_name = None  # a 429 is refused before anything happens
         delay = exc.retry_after or 1.0
-        node.next_check_at = tx.now + timedelta(seconds=delay)
         tx.notice(f"rate limited: {exc.message}; retrying in {delay:.1f}s", node=node,
                   code="provider_retry")
         return delay
@@ -248,19 +260,18 @@ def _plan_attempt(w: Work, tx: ClusterTx, node: Node) -> Attempt | None:
     )
 
 
-async def adopt(
-    w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, name: str, pod: Pod
-) -> float | None:
-    """Record the pod on the node; the readiness poll takes it from here."""
+async def adopt(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, name: str, pod: Pod) -> bool:
+    """Record the pod on the node; the readiness poll takes it from here. True: go on with
+    the node now (it was deleted meanwhile, or the pod is nobody's)."""
     async with w.locked(cluster_id) as tx:
         node = tx.node(node_id)
         recorded = node is not None and _record_pod(w, tx, node, name, pod)
         if node is None:
-            return None
+            return False
         if recorded:
-            return None if node.status == N.STARTING else 0
+            return node.status != N.STARTING
     await _terminate_unowned(w, pod, name)
-    return 0
+    return True
 
 
 def _record_pod(w: Work, tx: ClusterTx, node: Node, name: str, pod: Pod) -> bool:
@@ -273,9 +284,9 @@ def _record_pod(w: Work, tx: ClusterTx, node: Node, name: str, pod: Pod) -> bool
     node.gpu_type_id = pod.gpu_type_id or node.gpu_type_id
     if node.status == N.CREATING:
         tx.set_node_status(node, N.STARTING)
-        # The poll pushes this forward; if its chain is lost the reconciler restarts it.
-        node.next_check_at = tx.now + timedelta(seconds=w.settings.poll_interval_max_s)
-        tx.poll_soon(w.settings.poll_interval_s / 2)
+        # The poll pushes the deadline on while the pod starts; if its chain is lost, the
+        # reconciler restarts it.
+        tx.check_again(node, w.settings.poll_interval_s / 2)
     return True
 
 
@@ -287,14 +298,13 @@ async def _terminate_unowned(w: Work, pod: Pod, name: str) -> None:
         pass  # the orphan sweep gets it
 
 
-async def _retry_later(
-    w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, why: str, delay: float | None = None
-) -> float | None:
+async def _retry_later(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID, why: str) -> bool:
+    """A create or lookup failed in a way worth retrying: schedule it, say so."""
     async with w.locked(cluster_id) as tx:
         node = tx.node(node_id)
         if node is None or node.status != N.CREATING:
-            return 0
-        delay = delay if delay is not None else retry_delay(node.attempt)
-        node.next_check_at = tx.now + timedelta(seconds=delay)
+            return node is not None
+        delay = retry_delay(node.attempt)
+        tx.check_again(node, delay)
         tx.notice(f"{why}; retrying in {delay:.1f}s", node=node, code="provider_retry")
-    return delay
+    return False

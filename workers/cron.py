@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +18,14 @@ from workers.context import Work, work
 log = logging.getLogger("hangar.worker.cron")
 N = NodeStatus
 BATCH = 1000
+# Terminations a sweep starts until then (each within the RunPod call deadline), so it
+# ends within its job timeout (workers/settings.py); the next sweep takes the rest.
+SWEEP_BUDGET_S = 60.0
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     """Whatever the rows say is overdue gets a job again: lost jobs, a flushed Redis or a
-    killed worker delay work, never lose it (DESIGN.md invariant 1)."""
+    killed worker delay work, never lose it (docs/ARCHITECTURE.md, invariant 1)."""
     w = work(ctx)
     now = utcnow()
     overdue = now - timedelta(seconds=w.settings.reconcile_grace_s)
@@ -33,8 +37,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
             .limit(BATCH)
         )).all()
-        expired = (await session.scalars(
-            select(Cluster.id).where(
+        expired = (await session.execute(
+            select(Cluster.id, Cluster.expires_at).where(
                 Cluster.status == ClusterStatus.READY, Cluster.expires_at <= now
             ).limit(BATCH)
         )).all()
@@ -46,8 +50,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             await w.dispatcher.recover(node_id)
     if poll:
         await w.dispatcher.poll(0)
-    for cluster_id in expired:
-        await w.dispatcher.expire(cluster_id, 0)
+    for cluster_id, expires_at in expired:
+        await w.dispatcher.expire(cluster_id, expires_at)
     if nodes or expired:
         log.info("reconciler re-enqueued %d nodes, %d expiries", len(nodes), len(expired))
     return {"nodes": len(nodes), "expired": len(expired)}
@@ -77,11 +81,15 @@ async def sweep(w: Work) -> int:
     now = utcnow()
     grace = timedelta(seconds=w.settings.orphan_grace_s)
     swept = 0
+    stop_at = time.monotonic() + SWEEP_BUDGET_S
     for pod in pods:
         if pod.is_gone or pod.id in owned_ids or pod.name in owned_names:
             continue
         if pod.created_at is not None and now - pod.created_at < grace:
             continue
+        if time.monotonic() > stop_at:
+            log.warning("orphan sweep out of time; the next sweep goes on")
+            break
         try:
             await w.provider.terminate_pod(pod.id)
             swept += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -25,10 +26,17 @@ MAX_INLINE_STEPS = 6
 
 
 async def node_step(ctx: dict[str, Any], node_id: str) -> str:
-    """Advance one node as far as it can go without waiting, holding the node's lease."""
+    """Advance one node as far as it can go without waiting, holding the node's lease.
+
+    Each step returns True to go on at once (inline, with the status it left) or False
+    once it has said, through `ClusterTx.check_again`, when the node is next looked at.
+    Wake-ups asked for this node while the job holds its lease are sent when it ends."""
     w = work(ctx)
     nid = uuid.UUID(node_id)
     owner = uuid.uuid4()
+    # Steps go on inline while one more (up to two RunPod calls) surely fits in the job.
+    inline_until = (time.monotonic() + max(w.settings.lease_s - 5, 5)
+                    - 2 * w.settings.runpod_call_deadline_s)
     row = await leases.acquire(w.autocommit, nid, owner, w.settings.lease_s)
     if row is None:
         async with w.autocommit() as session:
@@ -38,39 +46,52 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
         # Another job works on this node; look again shortly (its result may need us).
         await w.dispatcher.node(nid, BUSY_RETRY_S)
         return "busy"
-    delay: float | None = None
     try:
-        for step in range(MAX_INLINE_STEPS):
-            if step:  # the lease gave us the status for the first step
-                async with w.autocommit() as session:
-                    row = (await session.execute(
-                        select(Node.cluster_id, Node.status).where(Node.id == nid)
-                    )).first()
-                if row is None:
-                    return "gone"
-            cluster_id, status = row
-            if status == N.PENDING:  # with every other pending node of its cluster
-                delay = await create_batch(w, cluster_id, nid, owner)
-            elif status == N.CREATING:
-                delay = await create_step(w, cluster_id, nid)
-            elif status == N.BOOTSTRAPPING:
-                delay = await bootstrap_step(w, cluster_id, nid)
-            elif status == N.TERMINATING:
-                delay = await teardown_step(w, cluster_id, nid)
-            elif status == N.STARTING:
-                await w.dispatcher.poll(0)  # the batched poll advances starting nodes
-                delay = None
-            else:  # ready, terminated: nothing to do
-                delay = None
-            if delay != 0:
-                break
-    except ClusterGone:
-        return "gone"
+        try:
+            for step in range(MAX_INLINE_STEPS):
+                if step and time.monotonic() > inline_until:
+                    break
+                # A wake-up asked for before this read is superseded by the step that
+                # follows it (which sees what the wake-up was about): only the last counts.
+                w.dispatcher.hold(nid)
+                if step:  # the lease gave us the status for the first step
+                    async with w.autocommit() as session:
+                        row = (await session.execute(
+                            select(Node.cluster_id, Node.status).where(Node.id == nid)
+                        )).first()
+                    if row is None:
+                        return "gone"
+                cluster_id, status = row
+                if not await _step(w, cluster_id, nid, status, owner):
+                    return "done"
+            # Still moving after this many steps (or this long): go on in a job of its own.
+            async with w.locked(cluster_id) as tx:
+                node = tx.node(nid)
+                if node is not None:
+                    tx.check_again(node, 0)
+            return "continued"
+        except ClusterGone:
+            return "gone"
+        finally:
+            await leases.release(w.autocommit, nid, owner)
     finally:
-        await leases.release(w.autocommit, nid, owner)
-    if delay:
-        await w.dispatcher.node(nid, delay)
-    return f"next in {delay}s" if delay else "done"
+        await w.dispatcher.release(nid)
+
+
+async def _step(w, cluster_id: uuid.UUID, node_id: uuid.UUID, status: str,
+                owner: uuid.UUID) -> bool:
+    """The step for the node's status; True to go on at once."""
+    if status == N.PENDING:  # with every other pending node of its cluster
+        return await create_batch(w, cluster_id, node_id, owner)
+    if status == N.CREATING:
+        return await create_step(w, cluster_id, node_id)
+    if status == N.BOOTSTRAPPING:
+        return await bootstrap_step(w, cluster_id, node_id)
+    if status == N.TERMINATING:
+        return await teardown_step(w, cluster_id, node_id)
+    if status == N.STARTING:
+        await w.dispatcher.poll(0)  # the batched poll advances starting nodes
+    return False  # starting (the poll's), ready, terminated: nothing for this job
 
 
 async def poll_starting(ctx: dict[str, Any]) -> int:
@@ -86,8 +107,8 @@ async def expire_cluster(ctx: dict[str, Any], cluster_id: str) -> str:
             c = tx.cluster
             if c.status != ClusterStatus.READY or c.expires_at is None:
                 return "not ready"
-            if c.expires_at > tx.now:
-                await w.dispatcher.expire(c.id, (c.expires_at - tx.now).total_seconds())
+            if c.expires_at > tx.now:  # the TTL was extended since this check was set
+                await w.dispatcher.expire(c.id, c.expires_at)
                 return "early"
             tx.request_delete(Reason.TTL_EXPIRED, f"ttl of {c.ttl_seconds}s expired")
     except ClusterGone:

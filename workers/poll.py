@@ -7,13 +7,14 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import select, update
 
 from app.db.models import Node
+from app.domain.billing import is_billing
 from app.domain.status import NodeStatus, Reason
 from app.providers.base import Pod, ProviderError
-from app.services.clusters import is_billing
 from app.services.state import ClusterGone, ClusterTx, utcnow
 from workers.context import Work
 
@@ -66,11 +67,12 @@ async def poll_starting(w: Work) -> int:
     # deadline pushed in one statement (a lock per cluster per tick does not scale).
     now = utcnow()
     horizon = timedelta(seconds=w.settings.poll_interval_max_s)
+    timeout = w.settings.provision_timeout_s
     by_cluster: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     refresh: list[uuid.UUID] = []
     still_starting, oldest = 0, 0.0
     for r in rows:
-        if _has_news(w, r.pod_id, r.provision_started_at, by_id, now):
+        if verdict(r.pod_id, r.provision_started_at, by_id, now, timeout) != Verdict.STARTING:
             by_cluster[r.cluster_id].append(r.id)
             continue
         still_starting += 1
@@ -86,7 +88,7 @@ async def poll_starting(w: Work) -> int:
                     node = tx.node(node_id)
                     if node is None or node.status != N.STARTING:
                         continue
-                    if _advance(w, tx, node, by_id) and node.status == N.STARTING:
+                    if _advance(w, tx, node, by_id):
                         still_starting += 1
                         age = (tx.now - (node.provision_started_at or tx.now)).total_seconds()
                         oldest = max(oldest, age)
@@ -97,22 +99,37 @@ async def poll_starting(w: Work) -> int:
     return still_starting
 
 
-def _has_news(w: Work, pod_id: str | None, provision_started_at: datetime | None,
-              by_id: dict[str, Pod | None], now: datetime) -> bool:
-    """Whether `_advance` would change this node (same tests, without the lock)."""
+class Verdict(StrEnum):
+    """What the provider's answer means for a starting node."""
+
+    GONE = "gone"  # the provider no longer knows the pod
+    EXITED = "exited"  # exited, errored or terminated while starting
+    RUNNING = "running"  # running with a public IP and SSH port: bootstrap next
+    TIMED_OUT = "timed_out"  # past the provision timeout
+    STARTING = "starting"  # nothing new
+
+
+def verdict(pod_id: str | None, provision_started_at: datetime | None,
+            by_id: dict[str, Pod | None], now: datetime, timeout_s: float) -> Verdict:
+    """One rule for both the unlocked first look (which clusters to lock) and the change
+    made under the lock."""
     key = pod_id or ""
     if key in by_id and by_id[key] is None:
-        return True
+        return Verdict.GONE
     pod = by_id.get(key)
-    if pod is not None and (pod.has_failed or pod.is_gone or pod.ssh_ready):
-        return True
-    elapsed = (now - (provision_started_at or now)).total_seconds()
-    return elapsed > w.settings.provision_timeout_s
+    if pod is not None and (pod.has_failed or pod.is_gone):
+        return Verdict.EXITED
+    if pod is not None and pod.ssh_ready:
+        return Verdict.RUNNING
+    if (now - (provision_started_at or now)).total_seconds() > timeout_s:
+        return Verdict.TIMED_OUT
+    return Verdict.STARTING
 
 
 async def _push_deadlines(w: Work, node_ids: list[uuid.UUID], due: datetime) -> None:
-    """`next_check_at = due` for nodes still starting. Rows another transaction holds are
-    skipped (SKIP LOCKED): this never waits, so it cannot deadlock with a cluster's lock
+    """The poll's bulk form of `ClusterTx.check_again(node, delay, wake=False)` for nodes it
+    keeps watching: `next_check_at = due` in one statement. Rows another transaction holds
+    are skipped (SKIP LOCKED): this never waits, so it cannot deadlock with a cluster's lock
     holder, and a skipped node is simply refreshed on a later tick."""
     locked_ids = (
         select(Node.id)
@@ -127,15 +144,14 @@ async def _push_deadlines(w: Work, node_ids: list[uuid.UUID], due: datetime) -> 
 
 def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -> bool:
     """Apply what the provider says about this node's pod. True if it is still starting."""
-    key = node.pod_id or ""
-    if key in by_id and by_id[key] is None:
+    seen = verdict(node.pod_id, node.provision_started_at, by_id, tx.now,
+                   w.settings.provision_timeout_s)
+    pod = by_id.get(node.pod_id or "")
+    if seen == Verdict.GONE:
         tx.fail_node(node, Reason.POD_EXITED, f"pod {node.pod_id} disappeared while starting")
-        return False
-    pod = by_id.get(key)
-    if pod is not None and (pod.has_failed or pod.is_gone):
+    elif seen == Verdict.EXITED and pod is not None:
         tx.fail_node(node, Reason.POD_EXITED, f"pod {pod.id} is {pod.status} while starting")
-        return False
-    if pod is not None and pod.ssh_ready:
+    elif seen == Verdict.RUNNING and pod is not None:
         node.public_ip, node.ssh_port = pod.ssh_host, pod.ssh_port
         node.hourly_rate = pod.cost_per_hour
         node.started_at = pod.started_at or tx.now
@@ -143,18 +159,17 @@ def _advance(w: Work, tx: ClusterTx, node: Node, by_id: dict[str, Pod | None]) -
         tx.set_node_status(node, N.BOOTSTRAPPING)
         # Nothing to do until every node has an address (HANGAR_HEAD_ADDR): the roll-up of
         # the transaction that sees the last one wakes them all.
-        node.next_check_at = None
+        tx.check_again(node, None)
         _check_budget(tx)
-        return False
-    elapsed = (tx.now - (node.provision_started_at or tx.now)).total_seconds()
-    if elapsed > w.settings.provision_timeout_s:
+    elif seen == Verdict.TIMED_OUT:
         what = "never got a public IP and SSH port" if pod and pod.status == "RUNNING" else (
             f"still {pod.status}" if pod else "not visible")
         tx.fail_node(node, Reason.PROVISION_TIMEOUT,
                      f"pod {node.pod_id} {what} after {w.settings.provision_timeout_s:.0f}s")
-        return False
-    node.next_check_at = utcnow() + timedelta(seconds=w.settings.poll_interval_max_s)
-    return True
+    else:
+        tx.check_again(node, w.settings.poll_interval_max_s, wake=False)  # this poll re-arms
+        return True
+    return False
 
 
 def _check_budget(tx: ClusterTx) -> None:
@@ -162,8 +177,8 @@ def _check_budget(tx: ClusterTx) -> None:
     c = tx.cluster
     if c.max_hourly_cost is None:
         return
-    rate = sum(n.hourly_rate or 0 for n in tx.nodes if is_billing(n))
+    billing = [n for n in tx.nodes if is_billing(n.hourly_rate, n.started_at, n.terminated_at)]
+    rate = sum(n.hourly_rate or 0 for n in billing)
     if rate > c.max_hourly_cost + 1e-9:
-        node = next(n for n in tx.nodes if is_billing(n))
-        tx.fail_node(node, Reason.BUDGET_EXCEEDED,
+        tx.fail_node(billing[0], Reason.BUDGET_EXCEEDED,
                      f"RunPod bills ${rate:.4f}/h, above max_hourly_cost ${c.max_hourly_cost:.4f}/h")

@@ -1,4 +1,4 @@
-"""arq WorkerSettings: job functions, the reconciler cron, startup/shutdown hooks."""
+"""arq worker options: job functions with their timeouts, the crons, startup/shutdown."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from app.api.metrics import timed_job
+from app.metrics import timed_job
 from app.settings import Settings
 from app.webhooks.engine import RUN_BUDGET_S
 from workers import webhooks
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans
+from workers.housekeeping import budget_alerts, purge_events
 from workers.jobs import expire_cluster, node_step, poll_starting
 
 
@@ -20,8 +21,34 @@ def _every(seconds: int) -> set[int]:
     return set(range(0, 60, max(1, min(seconds, 30))))
 
 
+def job_timeouts(settings: Settings) -> dict[str, float]:
+    """How long arq lets each job run before cancelling it (docs/PIPELINE.md, "Retries").
+
+    `node_step` holds the node's lease, so it must end before the lease can lapse: its
+    timeout is the lease minus a margin. Every RunPod call inside a job ends within
+    `HANGAR_RUNPOD_CALL_DEADLINE` (retries included), and a job makes at most two in a row
+    before it hands over to a new job; the others are database work, or bound their own
+    loops (the orphan sweep stops after `SWEEP_BUDGET_S`)."""
+    step = max(settings.lease_s - 5, 5)
+    return {
+        "node_step": step,
+        "poll_starting": step,
+        "expire_cluster": 30,
+        "reconcile": 30,
+        "sweep_orphans": 120,
+        "budget_alerts": 60,
+        "purge_events": 300,
+        # A run lasts at most RUN_BUDGET_S, then its lanes finish the attempt under way.
+        "deliver_webhooks": RUN_BUDGET_S + settings.webhook_timeout_s + 20,
+        "sweep_webhooks": 30,
+        "prune_webhooks": 60,
+    }
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
     """Everything arq's Worker needs, from our settings (tests build workers from this too)."""
+    names = settings.redis_names
+    timeouts = job_timeouts(settings)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         await startup(ctx, settings)
@@ -31,32 +58,36 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         await webhooks.shutdown(ctx)
         await shutdown(ctx)
 
-    return dict(
+    def job(fn):
         # Results are not kept: jobs report through rows and events; job ids can be reused.
+        return func(timed_job(fn), keep_result=0, timeout=timeouts[fn.__name__])
+
+    def every(fn, **when):
+        return cron(timed_job(fn), name=names.cron(fn.__name__), keep_result=0, unique=True,
+                    timeout=timeouts[fn.__name__], **when)
+
+    return dict(
         functions=[
-            func(timed_job(node_step), keep_result=0),
-            func(timed_job(poll_starting), keep_result=0),
-            func(timed_job(expire_cluster), keep_result=0),
-            # A run lasts at most RUN_BUDGET_S plus one attempt; never retried by arq (the
-            # rows say what is left, the sweep wakes it).
+            job(node_step), job(poll_starting), job(expire_cluster),
+            # A webhook run: never retried by arq (the rows say what is left; the sweep
+            # wakes the endpoint again).
             func(timed_job(webhooks.deliver_webhooks), keep_result=0, max_tries=1,
-                 timeout=int(RUN_BUDGET_S + settings.webhook_timeout_s + 20)),
+                 timeout=timeouts["deliver_webhooks"]),
         ],
         cron_jobs=[
-            cron(timed_job(reconcile), second=_every(settings.reconcile_interval_s), run_at_startup=True,
-                 keep_result=0, unique=True),
-            cron(timed_job(sweep_orphans), second={0, 30}, keep_result=0, unique=True),
-            cron(timed_job(webhooks.sweep_webhooks),
-                 second=_every(settings.reconcile_interval_s), keep_result=0, unique=True),
-            cron(timed_job(webhooks.prune_webhooks), second={15, 45}, keep_result=0,
-                 unique=True),
+            every(reconcile, second=_every(settings.reconcile_interval_s), run_at_startup=True),
+            every(sweep_orphans, second={0, 30}),
+            every(budget_alerts, second={45}),
+            every(purge_events, minute=set(range(3, 60, 10)), second={15}),
+            every(webhooks.sweep_webhooks, second=_every(settings.reconcile_interval_s)),
+            every(webhooks.prune_webhooks, second={25, 55}),
         ],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0"),
+        queue_name=names.queue,
         max_jobs=settings.worker_max_jobs,
-        # A job must end well within its node lease, or two jobs could work on one node.
-        job_timeout=max(int(settings.lease_s) - 5, 5),
+        job_timeout=timeouts["node_step"],
         max_tries=3,
         health_check_interval=10,
         poll_delay=0.05,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -21,11 +20,13 @@ def teardown_delay(attempts: int) -> float:
     return min(2.0 ** attempts, 60.0)
 
 
-async def teardown_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> float | None:
+async def teardown_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> bool:
+    """Terminate the node's pod; `terminated` once the provider confirms. False: the node
+    is done, or its retry is scheduled."""
     async with w.autocommit() as session:
         node = await session.scalar(select(Node).where(Node.id == node_id))
     if node is None or node.status != N.TERMINATING:
-        return 0
+        return node is not None
     try:
         if node.pod_id:
             await w.provider.terminate_pod(node.pod_id)
@@ -39,18 +40,18 @@ async def teardown_step(w: Work, cluster_id: uuid.UUID, node_id: uuid.UUID) -> f
         async with w.locked(cluster_id) as tx:
             n = tx.node(node_id)
             if n is None or n.status != N.TERMINATING:
-                return 0
+                return n is not None
             n.terminate_attempts += 1
             delay = teardown_delay(n.terminate_attempts)
-            n.next_check_at = tx.now + timedelta(seconds=delay)
+            tx.check_again(n, delay)
             # Say so on the 1st, 2nd, 4th, 8th... failure: visible, not flooding.
             if n.terminate_attempts & (n.terminate_attempts - 1) == 0:
                 tx.notice(f"terminating pod {n.pod_id or n.pod_name} failed ({exc.message}); "
                           f"retrying in {delay:.0f}s (attempt {n.terminate_attempts})",
                           node=n, code="terminate_retry")
-        return delay
+        return False
     async with w.locked(cluster_id) as tx:
         n = tx.node(node_id)
         if n is not None and n.status == N.TERMINATING:
             tx.set_node_status(n, N.TERMINATED)
-    return None
+    return False

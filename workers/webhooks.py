@@ -9,7 +9,6 @@ from typing import Any
 
 from app.settings import Settings
 from app.webhooks import engine
-from app.webhooks.endpoints import WEBHOOKS_CHANNEL
 from app.webhooks.waker import Waker
 
 
@@ -25,7 +24,7 @@ async def deliver_webhooks(ctx: dict[str, Any], endpoint_id: str) -> str:
 async def sweep_webhooks(ctx: dict[str, Any]) -> int:
     """Cron: wake endpoints with due deliveries and no job on them."""
     d = deliverer(ctx)
-    return await engine.sweep(d.engine, d.redis)
+    return await engine.sweep(d.engine, d.redis, d.names)
 
 
 async def prune_webhooks(ctx: dict[str, Any]) -> tuple[int, int]:
@@ -38,7 +37,7 @@ async def startup(ctx: dict[str, Any], settings: Settings) -> None:
     redis = ctx["redis"]
 
     async def on_disabled(endpoint_id: uuid.UUID) -> None:
-        await redis.publish(WEBHOOKS_CHANNEL, str(endpoint_id))
+        await redis.publish(settings.redis_names.webhooks, str(endpoint_id))
 
     d = ctx["webhooks"] = engine.Deliverer(
         engine=ctx["engine"], redis=redis, settings=settings,
@@ -48,7 +47,7 @@ async def startup(ctx: dict[str, Any], settings: Settings) -> None:
         on_disabled=on_disabled,
     )
     waker = ctx["webhook_waker"] = Waker(settings.redis_url or "redis://127.0.0.1:6379/0",
-                                         ctx["engine"], d)
+                                         settings.redis_names, ctx["engine"], d)
     waker.start()
 
 

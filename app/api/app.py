@@ -5,23 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq import create_pool
-from arq.connections import RedisSettings
 from fastapi import FastAPI
 
-from app.api import docs, errors, metrics
+from app import metrics
+from app.api import cors, docs, docs_pages, errors
 from app.api.auth import TokenCache
 from app.api.hub import EventHub
 from app.api.middleware import RequestContextMiddleware
 from app.api.readcache import ClusterReadCache
-from app.api.routes import clusters, events, gpu_types, health, webhooks
+from app.api.routes import clusters, events, gpu_types, health, spend, stream_tokens, webhooks
 from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
 from app.gctune import tune_gc
 from app.providers import make_provider
-from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
-from app.services.teams import TOKENS_CHANNEL, on_revoked
+from app.services import dispatch
+from app.services.teams import on_revoked
 from app.settings import Settings, get_settings
+from app.ui import routes as ui_routes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,16 +38,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                                        max_overflow=settings.db_max_overflow)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
-        app.state.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        app.state.dispatcher = Dispatcher(app.state.redis)
+        names = settings.redis_names
+        app.state.dispatcher = await dispatch.connect(settings.redis_url, names)
+        app.state.redis = app.state.dispatcher.redis
         app.state.provider = make_provider(settings, on_request=metrics.observe_runpod)
-        hub = app.state.hub = EventHub(settings.redis_url)
+        hub = app.state.hub = EventHub(settings.redis_url, names.events)
         # The read path's caches (docs/read-path.md), kept true by the hub's subscription.
         tokens = app.state.tokens = TokenCache(app.state.engine, settings.auth_cache_s)
-        hub.listen(TOKENS_CHANNEL, tokens.on_message, on_subscribed=tokens.clear)
+        hub.listen(names.tokens, tokens.on_message, on_subscribed=tokens.clear)
         unhook = on_revoked(tokens.drop)  # revocations made in this process
         reads = app.state.read_cache = ClusterReadCache(hub, settings.read_cache_s)
-        hub.listen(EVENTS_CHANNEL, reads.on_message, on_subscribed=reads.clear)
+        hub.listen(names.events, reads.on_message, on_subscribed=reads.clear)
         await hub.start()
         tune_gc()  # start-up is over: app/gctune.py
         try:
@@ -66,9 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="GPU clusters on demand: POST a cluster, get pods that run your setup.",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc from assets in the package: app/api/docs_pages.py
+        redoc_url=None,
     )
     errors.install(app)
+    cors.install(app, settings.cors_origins)  # inside the request context: logged, with an id
     app.add_middleware(RequestContextMiddleware)
     # Matched in this order (paths are disjoint). The cluster routes are the app's own
     # routes rather than an included router: matching through an included router costs
@@ -76,16 +79,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The routes carry their router's prefix and tags already; the document lists the
     # paths in ROUTERS' order.
     app.router.routes.extend(clusters.router.routes)
-    for router in (events.router, gpu_types.router, health.router, metrics_route.router,
-                   webhooks.router):
+    for router in (events.router, stream_tokens.router, gpu_types.router, spend.router,
+                   health.router, metrics_route.router, webhooks.router):
         app.include_router(router)
+    app.router.routes.extend(ui_routes())  # the dashboard at /ui (app/ui/)
+    docs_pages.install(app)
     docs.install(app, order=ROUTERS)
+    stream_tokens.declare(app)  # the event stream's second way in (a stream token)
     return app
 
 
 # The order of the OpenAPI document's paths.
 ROUTERS = (health.router, metrics_route.router, clusters.router, events.router,
-           gpu_types.router, webhooks.router)
+           stream_tokens.router, gpu_types.router, spend.router, webhooks.router)
 
 
 DESCRIPTION = """\

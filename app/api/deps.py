@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from email.message import Message
 from typing import Annotated
@@ -71,6 +72,12 @@ async def get_caller(request: Request) -> Caller:
     cluster_id = request.path_params.get("cluster_id")
     if cluster_id is not None:
         structlog.contextvars.bind_contextvars(cluster_id=cluster_id)
+    query = request.scope.get("query_string", b"")
+    if b"access_token" in query and _ACCESS_TOKEN.search(query):
+        raise _unauthorized("A token in the URL (access_token) is accepted only by GET "
+                            "/clusters/{id}/events, and only a stream token from POST "
+                            "/clusters/{id}/stream-tokens. Send your API token as "
+                            "'Authorization: Bearer <token>'.")
     # What `bearer` (HTTPBearer(auto_error=False)) accepts, without building its model.
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     token = token.strip()
@@ -83,3 +90,7 @@ async def get_caller(request: Request) -> Caller:
 
 
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+# A token in a URL ends up in logs, histories and Referer headers: only stream tokens, and
+# only on the event stream (app/api/routes/stream_tokens.py), which does not call this.
+_ACCESS_TOKEN = re.compile(rb"(?:^|&)access_token=")

@@ -12,13 +12,15 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.api.deps import bearer, get_caller
 from app.api.errors import PROBLEM
-from app.api.schemas import Problem
+from app.schemas.problems import Problem
 
 DEFAULT_DESCRIPTIONS = {
     400: "The body could not be read",
     401: "Missing, unknown or revoked API token",
     404: "No cluster with that id belongs to your team",
+    406: "None of the types in Accept is offered",
     409: "Conflict",
+    410: "No longer kept",
     413: "Request body larger than 1 MiB",
     415: "Body is not JSON",
     422: "Invalid request: `errors` lists each field and what to change",

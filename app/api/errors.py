@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.domain import errors as domain
 from app.redaction import redact, redact_value
 
 log = logging.getLogger("hangar.api")
@@ -67,8 +68,28 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def not_found(what: str = "cluster") -> ApiError:
-    return ApiError(404, "not_found", f"No {what} with that id belongs to your team.")
+# The one mapping of domain errors (raised by services) to HTTP statuses; a subclass not
+# listed takes its nearest listed base's status.
+DOMAIN_STATUS: dict[type[domain.HangarError], int] = {
+    domain.InvalidRequest: 422,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.Gone: 410,
+    domain.LimitExceeded: 429,
+    domain.ProviderUnavailable: 503,
+    domain.HangarError: 400,
+}
+
+
+def status_of(exc: domain.HangarError) -> int:
+    return next(status for cls, status in DOMAIN_STATUS.items() if isinstance(exc, cls))
+
+
+def retry_after_header(seconds: float | None) -> dict[str, str]:
+    """`Retry-After` in whole seconds (at least 1), or nothing."""
+    if seconds is None:
+        return {}
+    return {"Retry-After": str(max(1, int(-(-seconds // 1))))}
 
 
 HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
@@ -116,6 +137,18 @@ def install(app: FastAPI) -> None:
             exc.detail,
             instance=request.url.path,
             headers=exc.headers,
+            **exc.extra,
+        )
+
+    @app.exception_handler(domain.HangarError)
+    async def _domain_error(request: Request, exc: domain.HangarError) -> JSONResponse:
+        return problem(
+            status_of(exc),
+            exc.code,
+            exc.code.replace("_", " ").capitalize(),
+            exc.detail,
+            instance=request.url.path,
+            headers=retry_after_header(exc.retry_after),
             **exc.extra,
         )
 

@@ -1,6 +1,6 @@
 """Live fan-out of clusters' events inside one API process.
 
-One Redis subscription per process (channel `hangar:events`, messages
+One Redis subscription per process (channel `<namespace>:events`, messages
 "<cluster_id> <seq>") wakes a *feed* per cluster that someone here follows. The feed
 reads the new rows from the database once, keeps the newest few already encoded as SSE
 frames, and wakes every client of that cluster in this process; the clients copy the
@@ -9,7 +9,7 @@ too slow to keep up) reads the database itself, in bounded batches.
 
 So the database cost of an event is one read per process, not one per client, and a slow
 client holds a position, never a queue: nothing grows with what it has not read yet.
-Redis only wakes (DESIGN.md invariant 1): a missed notification delays an event until the
+Redis only wakes (docs/ARCHITECTURE.md, invariant 1): a missed notification delays an event until the
 feed's fallback poll, never drops it.
 
 The same subscription serves the process's caches (`listen`): the cluster read cache
@@ -39,7 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import ClusterEvent
 from app.services import events as svc
-from app.services.dispatch import EVENTS_CHANNEL
 
 log = logging.getLogger("hangar.api.hub")
 
@@ -187,9 +186,11 @@ class Follower:
 
 class EventHub:
     def __init__(
-        self, redis_url: str, *, poll_s: float = FALLBACK_POLL_S, keep: int = KEEP
+        self, redis_url: str, events_channel: str, *, poll_s: float = FALLBACK_POLL_S,
+        keep: int = KEEP,
     ) -> None:
         self._url = redis_url
+        self.events_channel = events_channel
         # Named, so `CLIENT LIST` shows which process holds which subscription.
         self.client_name = f"hangar-events-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.poll_s = poll_s
@@ -200,7 +201,7 @@ class EventHub:
         # Moves each time the subscription is (re)established: whatever was read while
         # the epoch stayed the same would have been told about every commit since.
         self.epoch = 0
-        self._handlers: dict[str, list[Callable[[str], None]]] = {EVENTS_CHANNEL: []}
+        self._handlers: dict[str, list[Callable[[str], None]]] = {events_channel: []}
         self._on_subscribed: list[Callable[[], None]] = []
 
     @property
@@ -277,7 +278,7 @@ class EventHub:
     def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
         text = data.decode() if isinstance(data, bytes) else str(data)
-        if name == EVENTS_CHANNEL:
+        if name == self.events_channel:
             self._notified(text)
         for handler in self._handlers.get(name, ()):
             try:

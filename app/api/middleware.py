@@ -17,7 +17,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.stdlib import ProcessorFormatter
 
-from app.api import metrics
+from app import metrics
 from app.api.errors import problem
 
 ACCESS_LOGGER = "hangar.api.access"

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
+from app.api.readpath import EncodedCluster
 from app.api.singleflight import SingleFlight
-from app.services.clusters import EncodedCluster
 
 MAX_ENTRIES = 10_000
 _BUCKETS = 4096  # invalidation generations, by cluster id hash (bounded memory)

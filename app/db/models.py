@@ -1,4 +1,4 @@
-"""Tables. The database is the truth; Redis only wakes workers (DESIGN.md invariant 1)."""
+"""Tables. The database is the truth; Redis only wakes workers (docs/ARCHITECTURE.md, invariant 1)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -53,6 +54,10 @@ class Team(Base):
     max_live_nodes: Mapped[int | None]
     max_live_clusters: Mapped[int | None]
     max_hourly_spend: Mapped[float | None]
+    monthly_budget: Mapped[float | None]  # USD per UTC month; NULL: HANGAR_TEAM_MONTHLY_BUDGET
+    # The budget alerts already sent this month: "YYYY-MM" and the highest level (80, 100).
+    budget_alert_month: Mapped[str | None] = mapped_column(String(7))
+    budget_alert_level: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -74,7 +79,12 @@ class Cluster(Base):
     __tablename__ = "clusters"
     __table_args__ = (
         Index("ix_clusters_team_created", "team_id", "created_at"),
-        Index("ix_clusters_next_check_at", "next_check_at"),
+        # The retention sweep's look-up: ended clusters whose events are still there.
+        Index("ix_clusters_retention", "terminated_at",
+              postgresql_where=text("events_purged_at IS NULL")),
+        # GET /clusters?status=..., a team's live clusters (limits, GET /team): only the
+        # matching rows, however long the history.
+        Index("ix_clusters_team_status_created", "team_id", "status", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -112,13 +122,15 @@ class Cluster(Base):
 
     # Events get per-cluster sequence numbers assigned under this row's lock.
     last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    next_check_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     ready_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]  # ready_at + ttl_seconds
     delete_requested_at: Mapped[datetime | None]
     terminated_at: Mapped[datetime | None]
+    # When its events were deleted (HANGAR_EVENT_RETENTION_DAYS after it ended): the
+    # cluster and its cost stay, its event routes answer 410.
+    events_purged_at: Mapped[datetime | None]
 
     nodes: Mapped[list[Node]] = relationship(
         back_populates="cluster", order_by="Node.index", lazy="selectin"
@@ -131,6 +143,12 @@ class Node(Base):
         UniqueConstraint("cluster_id", "index", name="uq_nodes_cluster_index"),
         Index("ix_nodes_next_check_at", "next_check_at"),
         Index("ix_nodes_pod_name", "pod_name"),
+        # Nodes billing in a window ([start, end) of GET /usage, the month to date): those
+        # whose billing ended after the start, or has not ended.
+        Index("ix_nodes_billed_until",
+              text("COALESCE(terminated_at, 'infinity'::timestamp with time zone)")),
+        # Nodes not yet confirmed gone: what bills now, and the live ones.
+        Index("ix_nodes_live", "cluster_id", postgresql_where=text("terminated_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -155,7 +173,8 @@ class Node(Base):
     host_key: Mapped[str | None] = mapped_column(Text)  # pinned at first connection
     hourly_rate: Mapped[float | None]
 
-    # Bootstrap progress
+    # Bootstrap progress. The bootstrap timeout counts from `bootstrap_started_at`: when the
+    # cluster turned bootstrapping (every node had an address), not when this pod started.
     bootstrap_started_at: Mapped[datetime | None]
     output_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     output_lines: Mapped[int] = mapped_column(Integer, default=0)
@@ -163,9 +182,11 @@ class Node(Base):
     exit_code: Mapped[int | None]
 
     terminate_attempts: Mapped[int] = mapped_column(default=0)
-    # When a job should next look at this node; the reconciler re-enqueues overdue nodes.
+    # When the node is next looked at (written only by `ClusterTx.check_again` and the
+    # poll's bulk form of it); the reconciler re-enqueues nodes overdue by a grace period.
     next_check_at: Mapped[datetime | None]
-    # One job at a time works on a node: it holds this lease (short, renewed per step).
+    # One job at a time works on a node: it holds this lease, taken for HANGAR_LEASE_SECONDS
+    # when the job starts and given back when it ends (a killed job's lease just lapses).
     lease_owner: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

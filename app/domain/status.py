@@ -19,6 +19,16 @@ class ClusterStatus(StrEnum):
         return self in (ClusterStatus.TERMINATED, ClusterStatus.FAILED)
 
 
+# A cluster that may still hold (or get) pods: it counts against the team's limits.
+LIVE_CLUSTER_STATUSES = (
+    ClusterStatus.PENDING,
+    ClusterStatus.PROVISIONING,
+    ClusterStatus.BOOTSTRAPPING,
+    ClusterStatus.READY,
+    ClusterStatus.TERMINATING,
+)
+
+
 class NodeStatus(StrEnum):
     PENDING = "pending"
     CREATING = "creating"
@@ -72,6 +82,38 @@ NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
     N.TERMINATING: frozenset({N.TERMINATED}),
     N.TERMINATED: frozenset(),
 }
+
+
+class RollUp(StrEnum):
+    """What a cluster's nodes say its status should become (`roll_up`)."""
+
+    NOTHING = "nothing"
+    PROVISIONING = "provisioning"  # a node asked the provider for a pod
+    BOOTSTRAPPING = "bootstrapping"  # every node has an address: bootstrap them all
+    READY = "ready"  # every node is ready
+    TERMINATED = "terminated"  # torn down on request: every pod confirmed gone
+    TORN_DOWN = "torn_down"  # failed, and now every pod confirmed gone (stays failed)
+
+
+def roll_up(cluster: ClusterStatus, nodes: set[NodeStatus], torn_down: bool) -> RollUp:
+    """The move a cluster in status `cluster` makes when its nodes are in `nodes`;
+    `torn_down`: a failed cluster's teardown was already recorded."""
+    if cluster in (C.TERMINATING, C.FAILED):
+        if nodes <= {N.TERMINATED}:
+            if cluster == C.TERMINATING:
+                return RollUp.TERMINATED
+            if not torn_down:
+                return RollUp.TORN_DOWN
+        return RollUp.NOTHING
+    if cluster.is_terminal:
+        return RollUp.NOTHING
+    if nodes == {N.READY} and cluster != C.READY:
+        return RollUp.READY
+    if cluster in (C.PENDING, C.PROVISIONING) and nodes <= {N.BOOTSTRAPPING, N.READY}:
+        return RollUp.BOOTSTRAPPING
+    if cluster == C.PENDING and nodes & {N.CREATING, N.STARTING}:
+        return RollUp.PROVISIONING
+    return RollUp.NOTHING
 
 
 class IllegalTransition(Exception):

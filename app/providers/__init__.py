@@ -30,8 +30,7 @@ def make_provider(
         api_url=settings.runpod_api_url,
         read_timeout=settings.runpod_read_timeout_s,
         backoff_base=settings.runpod_backoff_base_s,
+        call_deadline=settings.runpod_call_deadline_s,
         catalog_ttl=settings.catalog_ttl_s,
-        provision_timeout=settings.provision_timeout_s,
-        bootstrap_timeout=settings.bootstrap_timeout_s,
     )
     return RunPodProvider(config, http_client, on_request=on_request)

@@ -8,12 +8,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from arq.connections import ArqRedis
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+
+from app.redis_names import RedisNames
 
 if TYPE_CHECKING:
     from app.services.state import ClusterTx
-
-EVENTS_CHANNEL = "hangar:events"
 
 # Readiness polls run on this grid: at most one `poll_starting` job per tick (its job id).
 POLL_TICK_S = 0.5
@@ -23,17 +24,43 @@ class Dispatcher:
     """Enqueues arq jobs and announces new events. A lost message only delays work:
     the reconciler re-enqueues whatever the rows say is overdue."""
 
-    def __init__(self, redis: ArqRedis, poll_tick_s: float = POLL_TICK_S) -> None:
+    def __init__(self, redis: ArqRedis, names: RedisNames | None = None,
+                 poll_tick_s: float = POLL_TICK_S) -> None:
         self.redis = redis
+        self.names = names or RedisNames()
         self.poll_tick_s = poll_tick_s
+        # Nodes whose lease a job of this process holds -> the earliest wake-up asked for
+        # meanwhile (monotonic time), sent when the job lets the node go (`release`).
+        self._held: dict[uuid.UUID, float | None] = {}
 
     async def node(self, node_id: uuid.UUID, delay: float = 0.0) -> None:
-        await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None)
+        """Run `node_step` for this node in `delay` seconds. While a job of this process
+        holds the node's lease, the wake-up waits for `release`: sent now, the job it
+        starts would only find the lease taken and retry later."""
+        if node_id in self._held:
+            due = time.monotonic() + max(delay, 0)
+            earlier = self._held[node_id]
+            self._held[node_id] = due if earlier is None else min(earlier, due)
+            return
+        await self.redis.enqueue_job("node_step", str(node_id), _defer_by=max(delay, 0) or None,
+                                     _queue_name=self.names.queue)
+
+    def hold(self, node_id: uuid.UUID) -> None:
+        """A job of this process took the node's lease."""
+        self._held[node_id] = None
+
+    async def release(self, node_id: uuid.UUID) -> None:
+        """The job let the node's lease go: send the wake-up asked for meanwhile, if any."""
+        due = self._held.pop(node_id, None)
+        if due is not None:
+            await self.node(node_id, due - time.monotonic())
 
     async def recover(self, node_id: uuid.UUID) -> None:
         """The reconciler's job for an overdue node: one per node at a time (its id dedupes),
         so a backlog that makes nodes look overdue does not pile up copies of their jobs."""
-        await self.redis.enqueue_job("node_step", str(node_id), _job_id=f"recover:{node_id}")
+        await self.redis.enqueue_job("node_step", str(node_id),
+                                     _job_id=self.names.job_id("recover", node_id),
+                                     _queue_name=self.names.queue)
 
     async def poll(self, delay: float = 0.0, *, since: float | None = None) -> None:
         """One readiness poll per tick, however many nodes ask for it (the job id dedupes).
@@ -49,14 +76,20 @@ class Dispatcher:
             tick = max(round((since + max(delay, 0)) / self.poll_tick_s),
                        math.floor(now / self.poll_tick_s) + 1)
         await self.redis.enqueue_job(
-            "poll_starting", _job_id=f"poll:{tick}", _defer_until=datetime.fromtimestamp(tick * self.poll_tick_s, UTC)
+            "poll_starting", _job_id=self.names.job_id("poll", tick), _queue_name=self.names.queue,
+            _defer_until=datetime.fromtimestamp(tick * self.poll_tick_s, UTC),
         )
 
-    async def expire(self, cluster_id: uuid.UUID, delay: float) -> None:
-        await self.redis.enqueue_job("expire_cluster", str(cluster_id), _defer_by=max(delay, 0))
+    async def expire(self, cluster_id: uuid.UUID, at: datetime) -> None:
+        """Check the cluster's TTL at `at` (its `expires_at`). One job per cluster and time:
+        a TTL changed back and forth does not pile up checks."""
+        await self.redis.enqueue_job(
+            "expire_cluster", str(cluster_id), _queue_name=self.names.queue,
+            _job_id=self.names.job_id("expire", cluster_id, int(at.timestamp() * 1000)),
+            _defer_until=at)
 
     async def published(self, cluster_id: uuid.UUID, seq: int) -> None:
-        await self.redis.publish(EVENTS_CHANNEL, f"{cluster_id} {seq}")
+        await self.redis.publish(self.names.events, f"{cluster_id} {seq}")
 
     async def after_commit(self, tx: ClusterTx) -> None:
         # Announced even without a new event (a pod id recorded, say): API processes drop
@@ -67,5 +100,11 @@ class Dispatcher:
             await self.node(node_id, delay)
         if tx.wake_poll is not None:
             await self.poll(tx.wake_poll)
-        for cluster in tx.after_ready:
-            await self.expire(cluster.id, float(cluster.ttl_seconds or 0))
+        if tx.expiry is not None:
+            await self.expire(tx.cluster.id, tx.expiry)
+
+
+async def connect(redis_url: str, names: RedisNames) -> Dispatcher:
+    """A dispatcher with a connection pool of its own (close it with `dispatcher.redis.aclose()`)."""
+    redis = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=names.queue)
+    return Dispatcher(redis, names)

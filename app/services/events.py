@@ -1,7 +1,7 @@
 """Reading a cluster's events out of the database (the truth the stream replays from).
 
 Event ids (`seq`) are assigned under the cluster's row lock and committed in that order
-(DESIGN.md invariant 5), so the committed events of a cluster are always a prefix
+(docs/ARCHITECTURE.md, invariant 5), so the committed events of a cluster are always a prefix
 1..n: reading `seq > last` can never skip one that commits later.
 """
 

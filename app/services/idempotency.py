@@ -30,9 +30,9 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.errors import ApiError
-from app.api.schemas import ClusterCreate
 from app.db.models import IdempotencyKey
+from app.domain.errors import Conflict, InvalidRequest
+from app.schemas.clusters import ClusterCreate
 
 # Creating a cluster takes seconds (a catalog read and one transaction).
 ABANDONED_AFTER = timedelta(minutes=2)
@@ -73,7 +73,7 @@ async def claim(
     req_hash: str,
     ttl_s: float,
 ) -> Claim | Replay:
-    """Claim the key for this request, or return the stored response (409/422 otherwise)."""
+    """Claim the key for this request, or return the stored response (`Conflict`/`InvalidRequest` otherwise)."""
     await _purge_now_and_then(sessionmaker)
     now = func.now()
     row = IdempotencyKey.__table__.c
@@ -113,17 +113,17 @@ async def claim(
             )
         ).one()
     if existing.request_hash != req_hash:
-        raise ApiError(
-            422, "idempotency_key_reused",
+        raise InvalidRequest(
+            "idempotency_key_reused",
             "This Idempotency-Key was used with a different request body. Use a new key for "
             "a new request, or resend the original body to get the original response.",
         )
     if existing.response_status is None:
-        raise ApiError(
-            409, "idempotency_request_in_flight",
+        raise Conflict(
+            "idempotency_request_in_flight",
             "A request with this Idempotency-Key is still being processed; retry in a moment "
             "to get its response.",
-            headers={"Retry-After": "1"},
+            retry_after=1,
         )
     return Replay(existing.response_status, existing.response_body, existing.cluster_id)
 
@@ -141,10 +141,10 @@ async def answer(
         .values(response_status=status, response_body=body, cluster_id=cluster_id)
     )
     if result.rowcount != 1:  # our claim was retaken as abandoned: let the other one win
-        raise ApiError(
-            409, "idempotency_request_in_flight",
+        raise Conflict(
+            "idempotency_request_in_flight",
             "Another request with this Idempotency-Key took over; retry to get its response.",
-            headers={"Retry-After": "1"},
+            retry_after=1,
         )
 
 

@@ -2,7 +2,7 @@
 
 Every change happens inside `locked_cluster(...)`: the cluster row is locked FOR UPDATE,
 the change is checked against the lifecycle, an event row is appended with the next
-per-cluster sequence number (so event ids grow in commit order, DESIGN.md invariant 5),
+per-cluster sequence number (so event ids grow in commit order, docs/ARCHITECTURE.md, invariant 5),
 and after the commit the event is announced on Redis and follow-up jobs are enqueued.
 """
 
@@ -24,8 +24,10 @@ from app.domain.status import (
     ClusterStatus,
     NodeStatus,
     Reason,
+    RollUp,
     check_cluster_move,
     check_node_move,
+    roll_up,
 )
 from app.services.dispatch import Dispatcher
 
@@ -50,7 +52,7 @@ class ClusterTx:
     last_seq: int = 0
     wake_nodes: dict[uuid.UUID, float] = field(default_factory=dict)  # node id -> delay s
     wake_poll: float | None = None
-    after_ready: list[Cluster] = field(default_factory=list)
+    expiry: datetime | None = None  # check the cluster's TTL then (after the commit)
 
     @property
     def nodes(self) -> list[Node]:
@@ -76,12 +78,27 @@ class ClusterTx:
             data["node"] = node.index
         self.event("cluster.notice", data)
 
-    # --- wake-ups after commit ------------------------------------------------
+    # --- when a node is looked at next -------------------------------------------
 
-    def wake(self, node: Node, delay: float = 0.0) -> None:
-        """Run a step for this node `delay` seconds from now (and record it as due)."""
-        due = self.now + timedelta(seconds=delay)
-        node.next_check_at = due
+    def check_again(self, node: Node, delay: float | None, *, wake: bool = True) -> None:
+        """The one way to say when this node is next looked at: in `delay` seconds, or
+        never (None: nothing is due; it waits for its siblings, or it is done).
+
+        It records the deadline (`next_check_at`): the reconciler re-enqueues a node whose
+        deadline passed without a look. With `wake`, whoever looks is woken after the
+        commit: the node's own job, or for a `starting` node the batched readiness poll.
+        Without it, something else is known to look (the job holding the node's lease is
+        still at work on it, or a sibling's job covers it) and only the deadline is set."""
+        if delay is None:
+            node.next_check_at = None
+            return
+        delay = max(delay, 0.0)
+        node.next_check_at = self.now + timedelta(seconds=delay)
+        if not wake:
+            return
+        if node.status == NodeStatus.STARTING:
+            self.poll_soon(delay)
+            return
         prev = self.wake_nodes.get(node.id)
         self.wake_nodes[node.id] = delay if prev is None else min(prev, delay)
 
@@ -103,9 +120,7 @@ class ClusterTx:
             c.reason, c.message = reason, message
         if new == C.READY:
             c.ready_at = self.now
-            if c.ttl_seconds:
-                c.expires_at = self.now + timedelta(seconds=c.ttl_seconds)
-                self.after_ready.append(c)
+            self._arm_expiry()
         if new == C.TERMINATED:
             c.terminated_at = self.now
         data: dict[str, Any] = {"status": str(new)}
@@ -127,13 +142,40 @@ class ClusterTx:
             node.ready_at = self.now
         if new == N.TERMINATED:
             node.terminated_at = self.now
-            node.next_check_at = None
+        if new in (N.READY, N.TERMINATED):
+            self.check_again(node, None)  # nothing more to do for it
         data: dict[str, Any] = {"status": str(new), "node": node.index}
         if reason:
             data.update(reason=reason, message=message)
         if node.pod_id:
             data["pod_id"] = node.pod_id
         self.event(f"node.{new}", data)
+
+    # --- lifetime -----------------------------------------------------------------
+
+    def _arm_expiry(self) -> None:
+        """`expires_at` from `ready_at` and the TTL; the check is scheduled after commit."""
+        c = self.cluster
+        c.expires_at = (c.ready_at + timedelta(seconds=c.ttl_seconds)
+                        if c.ready_at is not None and c.ttl_seconds else None)
+        self.expiry = c.expires_at
+
+    def set_ttl(self, ttl_seconds: int | None) -> None:
+        """Extend, shorten or clear the TTL of a live cluster, counted from `ready_at` as
+        on create (a cluster not ready yet keeps it for then). An expiry already past
+        tears the cluster down now."""
+        c = self.cluster
+        before = c.ttl_seconds
+        c.ttl_seconds = ttl_seconds
+        self._arm_expiry()
+        said = "no TTL" if ttl_seconds is None else f"a TTL of {ttl_seconds}s"
+        if c.expires_at is not None:
+            said += f", expiring at {c.expires_at.isoformat()}"
+        self.notice(f"TTL changed to {said}", code="ttl_changed", ttl_seconds=ttl_seconds,
+                    previous_ttl_seconds=before,
+                    expires_at=c.expires_at.isoformat() if c.expires_at else None)
+        if c.expires_at is not None and c.expires_at <= self.now:
+            self.request_delete(Reason.TTL_EXPIRED, f"ttl of {ttl_seconds}s expired")
 
     # --- composite moves ------------------------------------------------------
 
@@ -142,7 +184,7 @@ class ClusterTx:
         if NodeStatus(node.status) in (N.TERMINATING, N.TERMINATED):
             return
         self.set_node_status(node, N.TERMINATING, reason, message)
-        self.wake(node)
+        self.check_again(node, 0)
         if not ClusterStatus(self.cluster.status).is_terminal and self.cluster.status != C.TERMINATING:
             self.set_cluster_status(C.FAILED, reason, f"node {node.index}: {message}")
         self.terminate_all(Reason.CLUSTER_FAILED, f"node {node.index} failed: {reason}")
@@ -157,7 +199,7 @@ class ClusterTx:
                 self.set_node_status(n, N.TERMINATED, reason, message)
                 continue
             self.set_node_status(n, N.TERMINATING, reason, message)
-            self.wake(n)
+            self.check_again(n, 0)
 
     def request_delete(self, reason: str = Reason.DELETED, message: str = "deleted") -> None:
         c = self.cluster
@@ -169,34 +211,29 @@ class ClusterTx:
         self.terminate_all(reason, message)
 
     def roll_up(self) -> None:
-        """Derive the cluster's status from its nodes after node changes."""
+        """Derive the cluster's status from its nodes after node changes (the decision is
+        `app.domain.status.roll_up`; this applies it)."""
         c = self.cluster
-        status = ClusterStatus(c.status)
-        nodes = self.nodes
-        if status in (C.TERMINATING, C.FAILED):
-            if all(n.status == N.TERMINATED for n in nodes):
-                if status == C.TERMINATING:
-                    self.set_cluster_status(C.TERMINATED)
-                elif c.terminated_at is None:
-                    c.terminated_at = self.now
-                    self.event("cluster.torn_down", {"status": str(status)})
-            return
-        if status.is_terminal:
-            return
-        node_statuses = {NodeStatus(n.status) for n in nodes}
-        if node_statuses == {N.READY}:
+        move = roll_up(ClusterStatus(c.status), {NodeStatus(n.status) for n in self.nodes},
+                       torn_down=c.terminated_at is not None)
+        if move == RollUp.TERMINATED:
+            self.set_cluster_status(C.TERMINATED)
+        elif move == RollUp.TORN_DOWN:
+            c.terminated_at = self.now
+            self.event("cluster.torn_down", {"status": str(c.status)})
+        elif move == RollUp.READY:
             self.set_cluster_status(C.READY)
-            return
-        past_start = {N.BOOTSTRAPPING, N.READY}
-        if status in (C.PENDING, C.PROVISIONING) and node_statuses <= past_start:
-            if status == C.PENDING:
+        elif move == RollUp.BOOTSTRAPPING:
+            if c.status == C.PENDING:
                 self.set_cluster_status(C.PROVISIONING)
             self.set_cluster_status(C.BOOTSTRAPPING)
-            # Every node now has an address (HANGAR_HEAD_ADDR is known): bootstrap them all.
-            for n in nodes:
-                self.wake(n)
-            return
-        if status == C.PENDING and node_statuses & {N.CREATING, N.STARTING}:
+            # Every node now has an address (HANGAR_HEAD_ADDR is known): bootstrap them
+            # all; the bootstrap timeout counts from here, not from when each pod started.
+            for n in self.nodes:
+                if n.status == N.BOOTSTRAPPING:
+                    n.bootstrap_started_at = self.now
+                    self.check_again(n, 0)
+        elif move == RollUp.PROVISIONING:
             self.set_cluster_status(C.PROVISIONING)
 
 

@@ -63,9 +63,9 @@ async def revoke_token(session: AsyncSession, prefix_or_token: str) -> int:
 
 # --- telling API processes ------------------------------------------------------------------
 
-TOKENS_CHANNEL = "hangar:tokens"
-"""Redis channel of revocations: a message is the revoked tokens' hashes, space-separated.
-Every API process's EventHub subscribes to it and drops them from its token cache."""
+# Revocations go out on the Redis channel `RedisNames.tokens`: a message is the revoked
+# tokens' hashes, space-separated. Every API process's EventHub subscribes to it and
+# drops them from its token cache.
 
 _revocation_hooks: set[Callable[[list[str]], None]] = set()
 
@@ -76,13 +76,14 @@ def on_revoked(hook: Callable[[list[str]], None]) -> Callable[[], None]:
     return lambda: _revocation_hooks.discard(hook)
 
 
-async def announce_revoked(redis_url: str, hashes: list[str], timeout_s: float = 5.0) -> int:
+async def announce_revoked(redis_url: str, channel: str, hashes: list[str],
+                           timeout_s: float = 5.0) -> int:
     """Publish revoked token hashes to the API processes; returns how many subscribers
     received it. Raises when Redis cannot be reached (the caches' TTL then bounds the
     delay)."""
     client = aioredis.from_url(redis_url, socket_connect_timeout=timeout_s,
                                socket_timeout=timeout_s)
     try:
-        return int(await client.publish(TOKENS_CHANNEL, " ".join(hashes)))
+        return int(await client.publish(channel, " ".join(hashes)))
     finally:
         await client.aclose()

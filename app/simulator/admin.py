@@ -8,13 +8,20 @@ No auth unless the simulator was built with `admin_key`, in which case requests 
     DELETE /_sim/requests                   clear the record (204)
     GET    /_sim/pods[?name=&alive=]        every pod, terminated ones too
     GET    /_sim/pods/{id}                  one pod (admin view)
+    GET    /_sim/clusters[?name=&alive=]    every Instant Cluster with its members
+    GET    /_sim/clusters/{id}              one cluster (admin view)
+    GET    /_sim/network-volumes            {"networkVolumes": [...]} (the spec's shape)
+    POST   /_sim/network-volumes            {"name", "size", "dataCenterId", "id"?, "type"?}
+                                            -> 201 the volume
+    DELETE /_sim/network-volumes/{id}       remove one (204)
     GET    /_sim/faults                     {"faults": [...]}
     POST   /_sim/faults                     {"kind": ..., <kwargs of the Faults method>} -> 201
     DELETE /_sim/faults/{rule_id}           remove one rule (204)
     DELETE /_sim/faults                     remove all rules (204)
     GET    /_sim/config  PATCH /_sim/config provision_delay / start_delay
     GET    /_sim/stock   PUT /_sim/stock    {"count": n, "gpuId"?, "dataCenterId"?, "cloud"?}
-    POST   /_sim/reset                      faults, pods, requests, stock, keys back to start
+    POST   /_sim/reset                      faults, pods, clusters, volumes, requests, stock,
+                                            keys back to start
 """
 
 from __future__ import annotations
@@ -89,6 +96,51 @@ def create_admin_router(sim: Simulator) -> APIRouter:
             raise ApiError(404, "pod not found")
         await sim.pods.refresh(pod)
         return JSONResponse(pod.snapshot())
+
+    @router.get("/clusters")
+    async def all_clusters(name: str | None = None, alive: bool | None = None) -> JSONResponse:
+        clusters = sim.clusters.all()
+        out = []
+        for c in clusters:
+            if (name is None or c.name == name) and (alive is None or c.alive == alive):
+                await sim.clusters.refresh(c)
+                out.append(c.snapshot())
+        return JSONResponse({"clusters": out})
+
+    @router.get("/clusters/{cluster_id}")
+    async def one_cluster(cluster_id: str) -> JSONResponse:
+        cluster = sim.clusters.get_any(cluster_id)
+        if cluster is None:
+            raise ApiError(404, "cluster not found")
+        await sim.clusters.refresh(cluster)
+        return JSONResponse(cluster.snapshot())
+
+    @router.get("/network-volumes")
+    async def list_volumes() -> JSONResponse:
+        return JSONResponse({"networkVolumes": [v.to_json() for v in sim.volumes.all()]})
+
+    @router.post("/network-volumes", status_code=201)
+    async def add_volume(request: Request) -> JSONResponse:
+        body = await body_of(request)
+        try:
+            volume = sim.add_network_volume(
+                body["name"],
+                body["size"],
+                body.get("dataCenterId", body.get("dataCenter")),
+                volume_id=body.get("id"),
+                type=body.get("type"),
+            )
+        except KeyError as exc:
+            raise ApiError(422, f"missing field {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, str(exc)) from exc
+        return JSONResponse(volume.to_json(), status_code=201)
+
+    @router.delete("/network-volumes/{volume_id}", status_code=204)
+    async def remove_volume(volume_id: str) -> Response:
+        if not sim.volumes.remove(volume_id):
+            raise ApiError(404, "network volume not found")
+        return Response(status_code=204)
 
     @router.get("/faults")
     async def list_faults() -> JSONResponse:

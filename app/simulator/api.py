@@ -1,4 +1,5 @@
-"""The `/v2` routes: pods, pod actions, GPU catalog, data centers, account SSH keys.
+"""The `/v2` routes: pods, pod actions, Instant Clusters, network volumes (read only), GPU
+catalog, data centers, account SSH keys.
 
 Handlers build JSON in the spec's exact shapes by hand (no response models) and raise
 `ApiError` for problem+json answers. Auth, rate limiting and HTTP faults happen earlier,
@@ -12,6 +13,7 @@ import binascii
 import json
 import logging
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -24,6 +26,8 @@ from app.simulator.problems import ApiError, from_error, problem_response
 from app.simulator.spec import validation_errors
 
 if TYPE_CHECKING:
+    from app.simulator.clusters import SimCluster
+    from app.simulator.pods import SimPod
     from app.simulator.server import Simulator
 
 log = logging.getLogger(__name__)
@@ -145,8 +149,18 @@ def _gpu_query(sim: Simulator, request: Request) -> dict[str, Any]:
         "countries": set(countries) or None,
         "cuda_versions": cuda_versions or None,
         "min_cuda": min_cuda,
-        "blocked": sim.faults.catalog_blocked,
+        "blocked": partial(sim.faults.catalog_blocked, product=products[0] if products else None),
     }
+
+
+def _refuse_member(pod: SimPod) -> None:
+    """Cluster members "cannot be modified or deleted via the pod endpoints" [S Pod.cluster]."""
+    if pod.membership is not None:
+        raise ApiError(
+            409,
+            f"pod {pod.id} belongs to cluster {pod.membership.cluster_id}; "
+            "delete the cluster via DELETE /v2/clusters/{id}",
+        )
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -202,7 +216,8 @@ def create_v2_router(sim: Simulator) -> APIRouter:
     @router.get("/pods")
     async def list_pods(request: Request) -> JSONResponse:
         q = request.query_params
-        _bool_param("includeClusterPods", q.get("includeClusterPods"))  # no cluster pods here
+        # Cluster members are left out unless asked for [S listPods].
+        with_members = _bool_param("includeClusterPods", q.get("includeClusterPods"))
         limit = MAX_LIMIT
         if q.get("limit") is not None:
             try:
@@ -214,6 +229,8 @@ def create_v2_router(sim: Simulator) -> APIRouter:
                     422, _VALIDATION, errors=[f"limit: must be an integer from 1 to {MAX_LIMIT}"]
                 )
         candidates = pods.alive()  # newest first
+        if not with_members:
+            candidates = [p for p in candidates if p.membership is None]
         if q.get("cursor"):
             before = decode_cursor(q["cursor"])
             candidates = [p for p in candidates if p.seq < before]
@@ -247,6 +264,7 @@ def create_v2_router(sim: Simulator) -> APIRouter:
         pod = pods.get(pod_id)
         if pod is None:
             raise ApiError(404, "pod not found")
+        _refuse_member(pod)
         await pods.terminate(pod)
         return Response(status_code=204)
 
@@ -257,6 +275,7 @@ def create_v2_router(sim: Simulator) -> APIRouter:
         pod = pods.get(pod_id)
         if pod is None:
             raise ApiError(404, "pod not found")
+        _refuse_member(pod)
         result = await pods.action(pod, body["action"])
         if result is None:
             return Response(status_code=204)
@@ -314,6 +333,61 @@ def create_v2_router(sim: Simulator) -> APIRouter:
                 )
             )
         return JSONResponse({"dataCenters": out})
+
+    # --- Instant Clusters ----------------------------------------------------------------
+
+    clusters = sim.clusters
+
+    async def live_cluster(cluster_id: str) -> SimCluster:
+        cluster = clusters.get(cluster_id)
+        if cluster is None:
+            raise ApiError(404, "cluster not found")
+        return await clusters.refresh(cluster)
+
+    @router.post("/clusters", status_code=201)
+    async def create_cluster(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        _validate("CreateClusterRequest", body)
+        cluster = clusters.create(body)
+        request.scope.setdefault("sim", {})["cluster_id"] = cluster.id
+        return JSONResponse(clusters.to_json(cluster), status_code=201)
+
+    @router.get("/clusters")
+    async def list_clusters() -> JSONResponse:
+        out = []
+        for cluster in clusters.alive():  # newest first; the spec has no pagination here
+            await clusters.refresh(cluster)
+            out.append(clusters.to_json(cluster))
+        return JSONResponse({"clusters": out})
+
+    @router.get("/clusters/{cluster_id}")
+    async def get_cluster(cluster_id: str) -> JSONResponse:
+        return JSONResponse(clusters.to_json(await live_cluster(cluster_id)))
+
+    @router.get("/clusters/{cluster_id}/pods")
+    async def list_cluster_pods(cluster_id: str) -> JSONResponse:
+        return JSONResponse({"pods": clusters.members_json(await live_cluster(cluster_id))})
+
+    @router.delete("/clusters/{cluster_id}", status_code=204)
+    async def delete_cluster(cluster_id: str) -> Response:
+        cluster = clusters.get(cluster_id)
+        if cluster is None:
+            raise ApiError(404, "cluster not found")
+        await clusters.delete(cluster)
+        return Response(status_code=204)
+
+    # --- network volumes (read only: Hangar mounts volumes, never makes them) ---------------
+
+    @router.get("/network-volumes")
+    async def list_network_volumes() -> JSONResponse:
+        return JSONResponse({"networkVolumes": [v.to_json() for v in sim.volumes.all()]})
+
+    @router.get("/network-volumes/{volume_id}")
+    async def get_network_volume(volume_id: str) -> JSONResponse:
+        volume = sim.volumes.get(volume_id)
+        if volume is None:
+            raise ApiError(404, "network volume not found")
+        return JSONResponse(volume.to_json())
 
     @router.get("/account/ssh-keys")
     async def get_ssh_keys() -> JSONResponse:

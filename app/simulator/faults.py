@@ -7,11 +7,14 @@ removed. Rules are checked in the order they were added; the first one that fire
 
 Kinds and when they are consulted:
 
-- `capacity`: at create, hides (GPU type, data center, cloud) offerings -> 400 capacity.
+- `capacity`: at create, hides (GPU type, data center, cloud) offerings -> 400 capacity;
+  optionally only for pods or only for Instant Clusters (`products`).
 - `rate_limit` / `server_error`: before a request reaches its handler -> 429 / 5xx.
 - `latency`: before a request is handled -> sleeps `seconds`.
-- `lost_create`: after a create succeeded -> the response never reaches the client.
-- `never_ip`, `exit_after`, `timing`: at create, fixed into the new pod.
+- `lost_create`: after a create (pod or cluster) succeeded -> the response never reaches
+  the client.
+- `never_ip`, `exit_after`, `timing`: at create, fixed into the new pod (every member of
+  a cluster is a pod created under its own name, `<cluster name>-<index>`).
 - `host_key_change`: at each SSH connection to a matching pod (never consumed).
 """
 
@@ -35,8 +38,18 @@ ENDPOINTS = (
     "list_datacenters",
     "get_ssh_keys",
     "put_ssh_keys",
+    "create_cluster",
+    "list_clusters",
+    "get_cluster",
+    "delete_cluster",
+    "list_cluster_pods",
+    "list_network_volumes",
+    "get_network_volume",
     "other",
 )
+
+CREATE_ENDPOINTS = ("create_pod", "create_cluster")
+PRODUCTS = ("POD", "CLUSTER")
 
 # Short names accepted wherever an endpoint scope is given.
 ENDPOINT_ALIASES: dict[str, tuple[str, ...]] = {
@@ -48,6 +61,14 @@ ENDPOINT_ALIASES: dict[str, tuple[str, ...]] = {
     "action": ("pod_action",),
     "catalog": ("list_gpus", "get_gpu", "list_datacenters"),
     "pods": ("create_pod", "list_pods", "get_pod", "delete_pod", "pod_action"),
+    "clusters": (
+        "create_cluster",
+        "list_clusters",
+        "get_cluster",
+        "delete_cluster",
+        "list_cluster_pods",
+    ),
+    "network_volumes": ("list_network_volumes", "get_network_volume"),
 }
 
 KINDS = (
@@ -104,6 +125,7 @@ class Rule:
     gpu_ids: frozenset[str] | None = None
     data_centers: frozenset[str] | None = None
     clouds: frozenset[str] | None = None
+    products: frozenset[str] | None = None  # capacity: POD and/or CLUSTER (None: both)
     visible_in_catalog: bool = True
     status: int | str | None = None
     retry_after: int | None = None
@@ -137,6 +159,13 @@ class Rule:
             and (self.data_centers is None or dc_id in self.data_centers)
             and (self.clouds is None or cloud in self.clouds)
         )
+
+    def covers_product(self, product: str | None) -> bool:
+        """For capacity rules: whether creates of `product` (POD, CLUSTER) are blocked.
+
+        A rule limited to some products does not cover a question about no product (the
+        data center listing's `gpuAvailability`)."""
+        return self.products is None or product in self.products
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -240,6 +269,7 @@ class Faults:
         count: int | None = None,
         probability: float | None = None,
         visible_in_catalog: bool = True,
+        products: str | Iterable[str] | None = None,
     ) -> Rule:
         """No capacity for these GPU types and/or data centers (None = all of them).
 
@@ -247,14 +277,20 @@ class Faults:
         detail; a create without `dataCenterIds` is placed in an unblocked data center if
         one has stock. `count` limits how many creates the rule fails. With
         `visible_in_catalog` (default) the catalog reports the blocked offerings as NONE;
-        pass False to model a catalog that still says "available".
+        pass False to model a catalog that still says "available". `products` ("POD",
+        "CLUSTER") limits the rule to pod creates or to Instant Cluster creates (an
+        Instant Cluster is placed whole in one data center, or not at all).
         """
+        wanted = _set(products)
+        if wanted is not None and not wanted <= set(PRODUCTS):
+            raise ValueError(f"products must be among {PRODUCTS}")
         return self._add(
             Rule(
                 "capacity",
                 gpu_ids=_set(gpu_ids),
                 data_centers=_set(data_centers),
                 clouds=_set(clouds),
+                products=wanted,
                 name_prefix=name_prefix,
                 remaining=count,
                 probability=probability,
@@ -321,20 +357,25 @@ class Faults:
         mode: str = "drop",
         name_prefix: str | None = None,
         hang_seconds: float = 600.0,
+        endpoint: str | Iterable[str] = "create_pod",
     ) -> Rule:
         """The next `count` successful creates really create the pod, but the client never
         gets the response.
 
         `mode="drop"`: the TCP connection is closed without a byte of response (fast; the
         client sees a transport error). `mode="hang"`: nothing is sent until the client
-        gives up (or `hang_seconds` pass), then the connection is closed.
+        gives up (or `hang_seconds` pass), then the connection is closed. `endpoint`:
+        "create_pod" (default), "create_cluster" (the whole cluster is created), or both.
         """
         if mode not in ("drop", "hang"):
             raise ValueError("mode must be 'drop' or 'hang'")
+        endpoints = normalize_endpoints(endpoint)
+        if not endpoints or not endpoints <= set(CREATE_ENDPOINTS):
+            raise ValueError(f"lost_create endpoint must be among {CREATE_ENDPOINTS}")
         return self._add(
             Rule(
                 "lost_create",
-                endpoints=frozenset({"create_pod"}),
+                endpoints=endpoints,
                 name_prefix=name_prefix,
                 remaining=count,
                 probability=probability,
@@ -501,11 +542,13 @@ class Faults:
 
     # --- consulting rules (used by the simulator) ---------------------------------------------
 
-    def capacity_rules(self, gpu_id: str, cloud: str, name: str | None) -> list[Rule]:
+    def capacity_rules(
+        self, gpu_id: str, cloud: str, name: str | None, *, product: str = "POD"
+    ) -> list[Rule]:
         """Capacity rules that apply to this create (probabilities rolled once, here)."""
         out = []
         for rule in self._rules:
-            if rule.kind != "capacity" or not rule.active:
+            if rule.kind != "capacity" or not rule.active or not rule.covers_product(product):
                 continue
             if rule.gpu_ids is not None and gpu_id not in rule.gpu_ids:
                 continue
@@ -520,14 +563,17 @@ class Faults:
         for rule in rules:
             self._fire(rule)
 
-    def catalog_blocked(self, gpu_id: str, dc_id: str, cloud: str) -> bool:
-        """Whether the catalog should report an offering as unavailable."""
+    def catalog_blocked(
+        self, gpu_id: str, dc_id: str, cloud: str, product: str | None = None
+    ) -> bool:
+        """Whether the catalog should report an offering as unavailable (for `product`)."""
         return any(
             r.kind == "capacity"
             and r.active
             and r.visible_in_catalog
             and r.name_prefix is None
             and r.covers_offering(gpu_id, dc_id, cloud)
+            and r.covers_product(product)
             for r in self._rules
         )
 
@@ -540,8 +586,8 @@ class Faults:
         return self._take(("rate_limit", "server_error", "low_balance"), endpoint=endpoint,
                           name=name)
 
-    def take_lost_create(self, name: str | None) -> Rule | None:
-        return self._take(("lost_create",), endpoint="create_pod", name=name)
+    def take_lost_create(self, name: str | None, endpoint: str = "create_pod") -> Rule | None:
+        return self._take(("lost_create",), endpoint=endpoint, name=name)
 
     def pod_faults(self, name: str) -> PodFaults:
         """Fix the per-pod faults of a pod being created (consumes those rules)."""

@@ -6,7 +6,8 @@ callable is a bound method of uvicorn's per-request cycle object, whose `transpo
 abort after the pod has been created, so the client gets no response bytes at all.
 
 Order for a `/v2` request: record -> auth (401/403) -> count rate limit -> latency fault ->
-429/5xx fault (or an enforced quota) -> handler -> lost-create fault on a 201.
+429/5xx fault (or an enforced quota) -> handler -> lost-create fault on a 201 (pod or
+cluster create).
 `/_sim/...` admin requests only get an `x-request-id`; they are neither authenticated nor
 recorded.
 """
@@ -23,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from app.simulator.faults import Rule
+from app.simulator.faults import CREATE_ENDPOINTS, Rule
 from app.simulator.problems import problem_response
 from app.simulator.records import RequestRecord
 
@@ -48,7 +49,17 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v2/catalog/datacenters$"), "list_datacenters"),
     ("GET", re.compile(r"^/v2/account/ssh-keys$"), "get_ssh_keys"),
     ("PUT", re.compile(r"^/v2/account/ssh-keys$"), "put_ssh_keys"),
+    ("POST", re.compile(r"^/v2/clusters$"), "create_cluster"),
+    ("GET", re.compile(r"^/v2/clusters$"), "list_clusters"),
+    ("GET", re.compile(r"^/v2/clusters/(?P<id>[^/]+)$"), "get_cluster"),
+    ("DELETE", re.compile(r"^/v2/clusters/(?P<id>[^/]+)$"), "delete_cluster"),
+    ("GET", re.compile(r"^/v2/clusters/(?P<id>[^/]+)/pods$"), "list_cluster_pods"),
+    ("GET", re.compile(r"^/v2/network-volumes$"), "list_network_volumes"),
+    ("GET", re.compile(r"^/v2/network-volumes/(?P<id>[^/]+)$"), "get_network_volume"),
 ]
+
+_POD_PATHS = ("get_pod", "delete_pod", "pod_action")
+_CLUSTER_PATHS = ("get_cluster", "delete_cluster", "list_cluster_pods")
 
 
 def classify(method: str, path: str) -> tuple[str, str | None]:
@@ -111,7 +122,8 @@ class SimMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             endpoint=endpoint,
             request_id=request_id,
-            pod_id=path_id if endpoint in ("get_pod", "delete_pod", "pod_action") else None,
+            pod_id=path_id if endpoint in _POD_PATHS else None,
+            cluster_id=path_id if endpoint in _CLUSTER_PATHS else None,
         )
         self.sim.request_log.add(record)
         started = time.monotonic()
@@ -144,8 +156,11 @@ class SimMiddleware:
 
         rl = sim.rate_limiter.hit()
         body = await _read_body(receive)
-        name = self._pod_name(endpoint, path_id, body)
-        record.pod_name = name
+        name = self._subject_name(endpoint, path_id, body)
+        if endpoint == "create_cluster" or endpoint in _CLUSTER_PATHS:
+            record.cluster_name = name
+        else:
+            record.pod_name = name
 
         delay = sim.faults.take_latency(endpoint, name)
         if delay > 0:
@@ -171,14 +186,14 @@ class SimMiddleware:
 
         lost: Rule | None = None
         ctx: dict[str, Any] = {}
-        scope["sim"] = ctx  # handlers report the pod id of a create here
+        scope["sim"] = ctx  # handlers report the pod or cluster id of a create here
 
         async def respond(message: Message) -> None:
             nonlocal lost
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                if endpoint == "create_pod" and message["status"] == 201:
-                    lost = sim.faults.take_lost_create(name)
+                if endpoint in CREATE_ENDPOINTS and message["status"] == 201:
+                    lost = sim.faults.take_lost_create(name, endpoint)
                 if lost is not None:
                     return  # swallowed: the client must never see it
                 message = _with_headers(message, rl.headers)
@@ -188,6 +203,7 @@ class SimMiddleware:
 
         await self.app(scope, _replay(body, receive), respond)
         record.pod_id = record.pod_id or ctx.get("pod_id")
+        record.cluster_id = record.cluster_id or ctx.get("cluster_id")
         if lost is not None:
             record.fault = f"lost_create:{lost.mode}"
             record.delivered = False
@@ -195,17 +211,20 @@ class SimMiddleware:
                 await self._hang(receive, lost.seconds or 600.0)
             await self._drop(receive)
 
-    def _pod_name(self, endpoint: str, path_id: str | None, body: bytes) -> str | None:
-        """The pod name a request concerns, for name-prefix fault rules."""
-        if endpoint == "create_pod":
+    def _subject_name(self, endpoint: str, path_id: str | None, body: bytes) -> str | None:
+        """The pod or cluster name a request concerns, for name-prefix fault rules."""
+        if endpoint in CREATE_ENDPOINTS:
             with contextlib.suppress(ValueError, UnicodeDecodeError):
                 parsed = json.loads(body or b"null")
                 if isinstance(parsed, dict) and isinstance(parsed.get("name"), str):
                     return parsed["name"]
             return None
-        if path_id and endpoint in ("get_pod", "delete_pod", "pod_action"):
+        if path_id and endpoint in _POD_PATHS:
             pod = self.sim.pods.get_any(path_id)
             return pod.name if pod else None
+        if path_id and endpoint in _CLUSTER_PATHS:
+            cluster = self.sim.clusters.get_any(path_id)
+            return cluster.name if cluster else None
         return None
 
     async def _hang(self, receive: Receive, seconds: float) -> None:

@@ -29,11 +29,12 @@ from typing import Any
 
 import asyncssh
 
-from app.simulator.catalog import Catalog, matching_cuda
+from app.simulator.catalog import Catalog, GpuModel, matching_cuda
 from app.simulator.faults import Faults, PodFaults
 from app.simulator.problems import CAPACITY_DETAIL, ApiError
 from app.simulator.processes import MARKER_ENV, ProcessTracker, Reaper, kill
 from app.simulator.sshd import PodSshServer
+from app.simulator.volumes import NetworkVolumes
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,29 @@ def _wall(mono: float) -> datetime:
 def new_pod_id() -> str:
     """A 14-character lowercase id like RunPod's (e.g. `gfj8b292vyg08g`)."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(14))
+
+
+@dataclass(frozen=True)
+class Container:
+    """The container settings of a create body, shared by every pod it makes."""
+
+    image: str
+    args: str
+    disk: int
+    ports: list[str]
+    env: dict[str, str]
+    registry: str | None
+    mounts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A pod's place in an Instant Cluster (see clusters.py)."""
+
+    cluster_id: str
+    rank: int
+    ip: str  # address on the cluster's private overlay network
+    env: dict[str, str]  # what RunPod sets in every member's environment (NODE_RANK, ...)
 
 
 @dataclass(eq=False)
@@ -125,6 +149,9 @@ class SimPod:
     fake_ports: dict[int, int] = field(default_factory=dict)  # other tcp: private -> public
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     driver: asyncio.Task | None = None
+    membership: Membership | None = None  # set for Instant Cluster members
+    global_ip: str | None = None  # global networking address, reported once assigned
+    assigned: bool = False  # has had a machine (left PROVISIONING) at least once
 
     @property
     def alive(self) -> bool:
@@ -160,7 +187,17 @@ class SimPod:
             "neverIp": self.faults.never_ip,
             "faultRules": list(self.faults.rules),
             "history": [{"at": at, "status": st} for at, st in self.history],
+            "clusterId": self.membership.cluster_id if self.membership else None,
+            "rank": self.membership.rank if self.membership else None,
+            "privateIp": self.private_ip,
         }
+
+    @property
+    def private_ip(self) -> str | None:
+        """The overlay address of a cluster member, or the global networking address."""
+        if self.membership is not None:
+            return self.membership.ip
+        return self.global_ip
 
 
 class PodManager:
@@ -177,9 +214,11 @@ class PodManager:
         ssh_host: str = "127.0.0.1",
         public_host: str | None = None,
         instance: str | None = None,
+        volumes: NetworkVolumes | None = None,
     ) -> None:
         self.catalog = catalog
         self.faults = faults
+        self.volumes = volumes or NetworkVolumes(catalog)
         self.work_dir = work_dir
         self.provision_delay = provision_delay
         self.start_delay = start_delay
@@ -204,7 +243,7 @@ class PodManager:
         return self._pods.get(pod_id)
 
     def alive(self) -> list[SimPod]:
-        """Pods not terminated, newest first."""
+        """Pods not terminated, newest first (Instant Cluster members included)."""
         return [p for p in self.all() if p.alive]
 
     def all(self) -> list[SimPod]:
@@ -231,19 +270,8 @@ class PodManager:
             raise ApiError(400, f"cpu flavor {cpu_req.get('id')!r} is not available for pods")
         if body.get("templateId"):
             raise ApiError(404, f"template {body['templateId']!r} not found")
-        mounts = dict(body.get("mounts") or {})
-        if "persistent" in mounts and "network" in mounts:
-            raise ApiError(400, "mounts.persistent and mounts.network are mutually exclusive")
-        network = mounts.get("network") or []
-        if network:  # the simulator has no network volumes, so every id is unknown
-            raise ApiError(404, f"network volume {network[0].get('volumeId')!r} not found")
-        gpu = self.catalog.gpu(gpu_req["id"])
-        if gpu is None:
-            raise ApiError(
-                400,
-                f"gpu.id {gpu_req['id']!r} is not a known GPU type id; "
-                "see GET /v2/catalog/gpus for valid ids",
-            )
+        container = self.container(body)
+        gpu = self.gpu_type(gpu_req["id"], "gpu.id")
         count = int(gpu_req.get("count", 1))
         cloud = body.get("cloud", "SECURE")
         allowed_cuda = gpu_req.get("allowedCudaVersions") or []
@@ -252,22 +280,21 @@ class PodManager:
             raise ApiError(
                 400, "gpu.allowedCudaVersions and gpu.minCudaVersion are mutually exclusive"
             )
-        max_count = gpu.max_count(cloud)
-        if max_count and count > max_count:
-            raise ApiError(
-                400, f"gpu.count {count} exceeds maxCount {max_count} for {gpu.id} ({cloud})"
-            )
-        dc_ids = list(body.get("dataCenterIds") or [])
-        unknown = [d for d in dc_ids if self.catalog.data_center(d) is None]
-        if unknown:
-            raise ApiError(400, f"unknown data center id(s): {', '.join(unknown)}")
-        ports = list(body.get("ports") or [])
-        for spec in ports:
-            m = _PORT_RE.match(spec)
-            if not m or not 1 <= int(m.group(1)) <= 65535:
-                raise ApiError(400, f"invalid port {spec!r}: expected <port>/<tcp|http>")
+        max_count = self.check_gpu_count(gpu, count, cloud, "gpu.count")
+        dc_ids = self.data_center_ids(body)
+        dc_ids = self.volumes.restrict_placement(container.mounts, dc_ids)
+        global_networking = bool(body.get("globalNetworking"))
+        if global_networking and dc_ids:
+            eligible = [d for d in dc_ids if self.catalog.data_center(d).global_network]  # type: ignore[union-attr]
+            if not eligible:
+                # UNCONFIRMED text; the spec says only "enforced upstream".
+                raise ApiError(
+                    400,
+                    "globalNetworking requires a data center with global networking; "
+                    f"none of {', '.join(dc_ids)} has it (see GET /v2/catalog/datacenters)",
+                )
 
-        dc_id, cuda = self._place(
+        dc_id, cuda = self.place(
             name,
             gpu.id,
             count,
@@ -275,28 +302,44 @@ class PodManager:
             dc_ids,
             allowed_cuda,
             min_cuda,
-            bool(body.get("globalNetworking")),
+            global_networking,
             bool(max_count),
         )
+        return self.spawn(
+            name=name,
+            request=body,
+            container=container,
+            gpu=gpu,
+            count=count,
+            cloud=cloud,
+            dc_id=dc_id,
+            cuda=cuda,
+            global_networking=global_networking,
+        )
 
+    # --- create, in parts (pods and cluster members share them) ---------------------
+
+    def container(self, body: dict[str, Any]) -> Container:
+        """The container settings of a create body (`BaseContainerConfig` + mounts + flags).
+
+        Raises `ApiError` 400 for a rule violation, 404 for an unknown network volume.
+        """
+        mounts = dict(body.get("mounts") or {})
+        if "persistent" in mounts and "network" in mounts:
+            raise ApiError(400, "mounts.persistent and mounts.network are mutually exclusive")
+        if mounts.get("network"):
+            self.volumes.restrict_placement(mounts, [])  # unknown volume: 404
+        ports = list(body.get("ports") or [])
+        for spec in ports:
+            m = _PORT_RE.match(spec)
+            if not m or not 1 <= int(m.group(1)) <= 65535:
+                raise ApiError(400, f"invalid port {spec!r}: expected <port>/<tcp|http>")
         env = dict(body.get("env") or {})
         if body.get("startSsh") and self.account_ssh_keys and "PUBLIC_KEY" not in env:
             env["PUBLIC_KEY"] = "\n".join(self.account_ssh_keys)
         if body.get("startJupyter") and "JUPYTER_PASSWORD" not in env:
             env["JUPYTER_PASSWORD"] = secrets.token_urlsafe(12)
-
-        pod_id = new_pod_id()
-        while pod_id in self._pods:
-            pod_id = new_pod_id()
-        pod_faults = self.faults.pod_faults(name)
-        now_mono = time.monotonic()
-        workdir = self.work_dir / "pods" / pod_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        pod = SimPod(
-            id=pod_id,
-            name=name,
-            seq=next(self._seq),
-            request=body,
+        return Container(
             image=body.get("image", ""),
             args=body.get("args", ""),
             disk=int(body.get("disk", 50)),
@@ -304,13 +347,79 @@ class PodManager:
             env=env,
             registry=body.get("registry"),
             mounts=mounts,
+        )
+
+    def gpu_type(self, gpu_id: str, field_name: str) -> GpuModel:
+        """The catalog GPU type, or `ApiError` 400 naming the field that carried the id."""
+        gpu = self.catalog.gpu(gpu_id)
+        if gpu is None:
+            raise ApiError(
+                400,
+                f"{field_name} {gpu_id!r} is not a known GPU type id; "
+                "see GET /v2/catalog/gpus for valid ids",
+            )
+        return gpu
+
+    @staticmethod
+    def check_gpu_count(gpu: GpuModel, count: int, cloud: str, field_name: str) -> int:
+        """The type's maxCount in that cloud; `ApiError` 400 when `count` exceeds it."""
+        max_count = gpu.max_count(cloud)
+        if max_count and count > max_count:
+            raise ApiError(
+                400, f"{field_name} {count} exceeds maxCount {max_count} for {gpu.id} ({cloud})"
+            )
+        return max_count
+
+    def data_center_ids(self, body: dict[str, Any]) -> list[str]:
+        """`dataCenterIds`, all known (`ApiError` 400 otherwise)."""
+        dc_ids = list(body.get("dataCenterIds") or [])
+        unknown = [d for d in dc_ids if self.catalog.data_center(d) is None]
+        if unknown:
+            raise ApiError(400, f"unknown data center id(s): {', '.join(unknown)}")
+        return dc_ids
+
+    def spawn(
+        self,
+        *,
+        name: str,
+        request: dict[str, Any],
+        container: Container,
+        gpu: GpuModel,
+        count: int,
+        cloud: str,
+        dc_id: str,
+        cuda: str | None,
+        global_networking: bool = False,
+        membership: Membership | None = None,
+    ) -> SimPod:
+        """Create the pod of an already placed request: takes its GPUs, starts its clock."""
+        pod_id = new_pod_id()
+        while pod_id in self._pods:
+            pod_id = new_pod_id()
+        pod_faults = self.faults.pod_faults(name)
+        now_mono = time.monotonic()
+        workdir = self.work_dir / "pods" / pod_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        seq = next(self._seq)
+        pod = SimPod(
+            id=pod_id,
+            name=name,
+            seq=seq,
+            request=request,
+            image=container.image,
+            args=container.args,
+            disk=container.disk,
+            ports=list(container.ports),
+            env=dict(container.env),
+            registry=container.registry,
+            mounts=container.mounts,
             gpu_id=gpu.id,
             gpu_count=count,
             cloud=cloud,
             data_center_id=dc_id,
             cuda_version=cuda,
             cost_rate=round(gpu.price(cloud) * count * pod_faults.price_factor, 4),
-            global_networking=bool(body.get("globalNetworking")),
+            global_networking=global_networking,
             workdir=workdir,
             tracker=ProcessTracker(f"{self.instance}:{pod_id}"),
             faults=pod_faults,
@@ -319,8 +428,10 @@ class PodManager:
             created_at=datetime.now(UTC),
             created_mono=now_mono,
             proxy_username=f"{pod_id}-{secrets.token_hex(4)}",
+            membership=membership,
+            global_ip=f"10.65.{seq // 250 % 250}.{seq % 250 + 2}" if global_networking else None,
         )
-        for spec in ports:
+        for spec in pod.ports:
             port, proto = spec.split("/")
             if proto == "tcp" and port != "22":
                 # Published but nothing listens: only 22/tcp is backed by a real server.
@@ -336,7 +447,7 @@ class PodManager:
         self._set_schedule(pod, schedule)
         return pod
 
-    def _place(
+    def place(
         self,
         name: str,
         gpu_id: str,
@@ -347,16 +458,20 @@ class PodManager:
         min_cuda: str | None,
         global_networking: bool,
         cloud_offered: bool,
+        *,
+        pods: int = 1,
+        product: str = "POD",
     ) -> tuple[str, str | None]:
         """Choose a data center with free stock, honouring `dataCenterIds` strictly.
 
         With `dataCenterIds` the first listed one with stock wins (they are preferences but
-        observed enforced); without, the one with the most free GPUs.
+        observed enforced); without, the one with the most free GPUs. `pods` pods of
+        `count` GPUs must all fit in the one data center (a cluster is all or nothing).
         """
         gpu = self.catalog.gpu(gpu_id)
         assert gpu is not None
         versions = matching_cuda(gpu.cuda_versions, allowed_cuda, min_cuda)
-        rules = self.faults.capacity_rules(gpu_id, cloud, name)
+        rules = self.faults.capacity_rules(gpu_id, cloud, name, product=product)
         candidates = dc_ids or [dc.id for dc in self.catalog.data_centers()]
         blocking = set()
         usable: list[tuple[int, int, str]] = []
@@ -371,7 +486,7 @@ class PodManager:
                 blocking.update(hit)
                 continue
             free = self.catalog.free(gpu_id, dc_id, cloud)
-            if free >= count:
+            if free >= count * pods:
                 usable.append((free, order, dc_id))
         # An unmatched CUDA constraint is a capacity error too [S CreateGpuConfig].
         if not usable or not versions or not cloud_offered:
@@ -423,6 +538,8 @@ class PodManager:
             await self._enter(pod, target, at)
 
     async def _enter(self, pod: SimPod, status: PodStatus, at: float) -> None:
+        if status in (PodStatus.STARTING, PodStatus.RUNNING):
+            pod.assigned = True  # a machine: rank, overlay and global addresses are known
         if status is PodStatus.RUNNING:
             if pod.wants_ssh:
                 try:
@@ -484,6 +601,8 @@ class PodManager:
             "RUNPOD_GPU_COUNT": str(pod.gpu_count),
             "RUNPOD_DC_ID": pod.data_center_id,
         }
+        if pod.membership is not None:
+            env.update(pod.membership.env)
         env.update(pod.env)
         # Not overridable: the pod directory is the home, and the marker is how the
         # simulator finds the pod's processes to kill them.
@@ -599,11 +718,16 @@ class PodManager:
             }
         else:
             runtime = None  # "Null when the pod is not RUNNING"
-        networking: dict[str, Any] = {"enabled": pod.global_networking}
-        if pod.global_networking:
-            networking["ip"] = f"10.65.{pod.seq // 250 % 250}.{pod.seq % 250 + 2}"
-            networking["internalDns"] = f"{pod.id}.runpod.internal"
-        return {
+        # `enabled` is "derived from whether the pod has an assigned global-network address"
+        # [S PodGlobalNetworking]: false until the pod has a machine.
+        networking: dict[str, Any] = {"enabled": False}
+        if pod.global_ip and pod.assigned:
+            networking = {
+                "enabled": True,
+                "ip": pod.global_ip,
+                "internalDns": f"{pod.id}.runpod.internal",
+            }
+        body = {
             "id": pod.id,
             "name": pod.name,
             "image": pod.image,
@@ -636,6 +760,14 @@ class PodManager:
             "createdAt": iso(pod.created_at),
             "startedAt": iso(pod.started_at),
         }
+        if pod.membership is not None:
+            # rank is null and ip omitted until assigned during provisioning [S PodCluster];
+            # no `role` for TRAINING/APPLICATION clusters.
+            cluster: dict[str, Any] = {"id": pod.membership.cluster_id, "rank": None}
+            if pod.assigned:
+                cluster.update(rank=pod.membership.rank, ip=pod.membership.ip)
+            body["cluster"] = cluster
+        return body
 
     def _runtime_ports(self, pod: SimPod) -> list[dict[str, Any]]:
         mode = pod.faults.never_ip

@@ -25,6 +25,8 @@ class RequestRecord:
     duration: float | None = None
     pod_id: str | None = None
     pod_name: str | None = None
+    cluster_id: str | None = None
+    cluster_name: str | None = None
     fault: str | None = None
     delivered: bool = True
 

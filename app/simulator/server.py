@@ -19,11 +19,13 @@ import uvicorn
 from app.gctune import tune_gc
 from app.simulator.api import create_app
 from app.simulator.catalog import DEFAULT_STOCK, Catalog
+from app.simulator.clusters import ClusterManager, SimCluster
 from app.simulator.faults import Faults
 from app.simulator.middleware import SimMiddleware
 from app.simulator.pods import PodManager, PodStatus, SimPod
 from app.simulator.ratelimit import RateLimiter
 from app.simulator.records import RequestLog, RequestRecord
+from app.simulator.volumes import NetworkVolumes, SimVolume
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,9 @@ class Simulator:
     Use `await sim.start()` (returns the base URL ending in `/v2`) and `await sim.stop()`,
     or `async with Simulator(...) as sim:`. Faults are set through `sim.faults`, the
     request record is `sim.requests` / `sim.count(...)`, pods are `sim.alive_pods()` /
-    `sim.all_pods()`.
+    `sim.all_pods()` (Instant Cluster members included), Instant Clusters
+    `sim.alive_clusters()` / `sim.all_clusters()`, network volumes are seeded with
+    `sim.add_network_volume(...)`.
 
     Args:
         api_key: the bearer key that is accepted.
@@ -98,6 +102,7 @@ class Simulator:
         self.request_log = RequestLog()
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="hangar-sim-"))
+        self.volumes = NetworkVolumes(self.catalog)
         self.pods = PodManager(
             catalog=self.catalog,
             faults=self.faults,
@@ -106,7 +111,9 @@ class Simulator:
             start_delay=start_delay,
             ssh_host=ssh_host,
             public_host=public_host,
+            volumes=self.volumes,
         )
+        self.clusters = ClusterManager(self.pods)
         self._initial_delays = (provision_delay, start_delay)
         self.stopping = asyncio.Event()
         self.app = SimMiddleware(create_app(self), self)
@@ -183,11 +190,13 @@ class Simulator:
         await self.stop()
 
     async def reset(self) -> None:
-        """Back to the state after construction: no faults, pods, requests or account keys;
-        default stock and the constructor's delays."""
+        """Back to the state after construction: no faults, pods, clusters, network volumes,
+        requests or account keys; default stock and the constructor's delays."""
         self.faults.clear()
         self.configure(provision_delay=self._initial_delays[0], start_delay=self._initial_delays[1])
         await self.pods.reset()
+        await self.clusters.reset()
+        self.volumes.clear()
         self.request_log.clear()
         self.catalog.reset_stock()
         self.pods.account_ssh_keys = []
@@ -221,6 +230,18 @@ class Simulator:
     ) -> int:
         """Set free GPUs for matching offerings (see `Catalog.set_stock`)."""
         return self.catalog.set_stock(count, gpu_id=gpu_id, data_center=data_center, cloud=cloud)
+
+    def add_network_volume(
+        self,
+        name: str,
+        size: int,
+        data_center_id: str,
+        *,
+        volume_id: str | None = None,
+        type: str | None = None,  # noqa: A002 - the spec's field name
+    ) -> SimVolume:
+        """Seed a network volume (ValueError for what RunPod's create would refuse)."""
+        return self.volumes.add(name, size, data_center_id, volume_id=volume_id, type=type)
 
     def register_ssh_keys(self, keys: Iterable[str]) -> None:
         """Account SSH keys (as `PUT /v2/account/ssh-keys`) injected by `startSsh`."""
@@ -259,6 +280,22 @@ class Simulator:
     def pods_named(self, name: str, *, alive_only: bool = False) -> list[SimPod]:
         """Pods with exactly this name (duplicate check)."""
         return [p for p in self.pods.named(name) if p.alive or not alive_only]
+
+    def cluster(self, cluster_id: str) -> SimCluster | None:
+        """Any Instant Cluster ever created, deleted ones included."""
+        return self.clusters.get_any(cluster_id)
+
+    def alive_clusters(self) -> list[SimCluster]:
+        """Instant Clusters not deleted (orphan check), newest first."""
+        return self.clusters.alive()
+
+    def all_clusters(self) -> list[SimCluster]:
+        """Every Instant Cluster ever created, newest first."""
+        return self.clusters.all()
+
+    def clusters_named(self, name: str, *, alive_only: bool = False) -> list[SimCluster]:
+        """Instant Clusters with exactly this name (duplicate check)."""
+        return [c for c in self.clusters.named(name) if c.alive or not alive_only]
 
     async def wait_for_status(
         self, pod_id: str, status: str | PodStatus, within: float = 5.0

@@ -88,7 +88,7 @@ _VALID_MAX = 4096
 def _cache_key(schema_name: str, instance: Any) -> tuple[str, str] | None:
     if not isinstance(instance, dict):
         return None
-    if schema_name == "CreatePodRequest":
+    if schema_name in ("CreatePodRequest", "CreateClusterRequest"):
         # `name` is only constrained to be a non-empty string, so any such value
         # validates identically; anything else is validated for real.
         if not isinstance(instance.get("name"), str) or not instance["name"]:

@@ -1,6 +1,6 @@
 """Webhook endpoints of a team: create (URL checked, secret shown once), list, read,
-delete, their recent delivery attempts, and the test ping. Raises plain exceptions; the
-routes map them to HTTP."""
+delete, their recent delivery attempts, and the test ping. Raises domain errors
+(app/domain/errors.py), which the API maps to HTTP once."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Team, WebhookAttempt, WebhookEndpoint
 from app.domain.crypto import decrypt, encrypt
+from app.domain.errors import InvalidRequest, LimitExceeded, NotFound
 from app.settings import Settings
 from app.webhooks import filters, metrics, sender, signing, urls
 
@@ -22,16 +23,10 @@ log = logging.getLogger("hangar.webhooks")
 
 MAX_ENDPOINTS_PER_TEAM = 20
 PING_TYPE = "webhook.ping"
-# Endpoint rows changed (created, deleted, disabled): the wakers drop what they cached.
-WEBHOOKS_CHANNEL = "hangar:webhooks"
 
 
-class WebhookNotFound(LookupError):
-    """No endpoint with that id belongs to the team."""
-
-
-class TooManyWebhooks(Exception):
-    """The team has MAX_ENDPOINTS_PER_TEAM endpoints already."""
+def not_found() -> NotFound:
+    return NotFound("webhook")
 
 
 # A cursor for every cluster of the team that may still produce events, at its newest
@@ -51,10 +46,16 @@ async def create_endpoint(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, team_id: uuid.UUID,
     url: str, events: list[str] | None,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its secret (returned here only). Raises urls.RefusedUrl,
-    filters.InvalidFilter, TooManyWebhooks."""
-    patterns = filters.normalize(events)
-    await urls.check_url(url, settings.webhook_allow_private)  # DNS: before the transaction
+    """A new endpoint and its secret (returned here only). A refused URL or an unknown event
+    type is an InvalidRequest; one endpoint too many, LimitExceeded."""
+    try:
+        patterns = filters.normalize(events)
+    except filters.InvalidFilter as exc:
+        raise InvalidRequest("invalid_event_filter", str(exc)) from None
+    try:
+        await urls.check_url(url, settings.webhook_allow_private)  # DNS: before the transaction
+    except urls.RefusedUrl as exc:
+        raise InvalidRequest("webhook_url_refused", f"url refused: {exc}") from None
     secret = signing.new_secret()
     async with sessionmaker() as session, session.begin():
         # The team's lock, as cluster creation takes it: a cluster is either seen here (and
@@ -64,7 +65,9 @@ async def create_endpoint(
             select(func.count()).select_from(WebhookEndpoint)
             .where(WebhookEndpoint.team_id == team_id))
         if (count or 0) >= MAX_ENDPOINTS_PER_TEAM:
-            raise TooManyWebhooks(MAX_ENDPOINTS_PER_TEAM)
+            raise LimitExceeded(
+                "limit_webhooks", f"Your team has {MAX_ENDPOINTS_PER_TEAM} webhooks, the most "
+                "allowed; delete one first.", limit="max_webhooks")
         endpoint = WebhookEndpoint(
             id=uuid.uuid4(), team_id=team_id, url=url, events=patterns,
             secret_enc=encrypt(settings.secret_key.get_secret_value(), secret),
@@ -90,7 +93,7 @@ async def _owned(session: AsyncSession, team_id: uuid.UUID,
                  endpoint_id: uuid.UUID) -> WebhookEndpoint:
     endpoint = await session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.team_id != team_id:
-        raise WebhookNotFound(str(endpoint_id))
+        raise not_found()
     return endpoint
 
 
@@ -109,7 +112,7 @@ async def delete_endpoint(sessionmaker: async_sessionmaker[AsyncSession], team_i
             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.team_id == team_id)
             .returning(WebhookEndpoint.id))
         if result.first() is None:
-            raise WebhookNotFound(str(endpoint_id))
+            raise not_found()
 
 
 async def list_attempts(sessionmaker: async_sessionmaker[AsyncSession], team_id: uuid.UUID,

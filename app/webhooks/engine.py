@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.session import driver_connection
 from app.domain.crypto import decrypt
+from app.redis_names import RedisNames
 from app.settings import Settings
 from app.webhooks import filters, metrics, sender, signing
 from app.webhooks.transport import make_client
@@ -65,11 +66,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def enqueue(redis: ArqRedis, endpoint_id: uuid.UUID | str, at: float | None = None) -> None:
+async def enqueue(redis: ArqRedis, names: RedisNames, endpoint_id: uuid.UUID | str,
+                  at: float | None = None) -> None:
     """Run the endpoint's job at the end of the tick holding `at` (default: now). Wake-ups
     in one tick share the job (its id); the job starts after all of them."""
     tick = math.floor((time.time() if at is None else at) / TICK_S) + 1
-    await redis.enqueue_job(JOB, str(endpoint_id), _job_id=f"wh:{endpoint_id}:{tick}",
+    await redis.enqueue_job(JOB, str(endpoint_id), _job_id=names.job_id("wh", endpoint_id, tick),
+                            _queue_name=names.queue,
                             _defer_until=datetime.fromtimestamp(tick * TICK_S, UTC))
 
 
@@ -104,6 +107,7 @@ _LEASE_STATE = "SELECT lease_owner, wake_gen FROM webhook_endpoints WHERE id = $
 # lane running here ($2), their next events: one statement per look.
 _PENDING = """
 SELECT w.cluster_id, w.delivered_seq, w.attempts, w.next_attempt_at, c.last_event_seq,
+       (w.next_attempt_at IS NULL OR w.next_attempt_at <= now()) AS due,
        e.seq, e.type, e.data::text AS data, e.created_at
 FROM webhook_cursors w
 JOIN clusters c ON c.id = w.cluster_id
@@ -134,6 +138,10 @@ UPDATE webhook_cursors SET delivered_seq = $3
 WHERE endpoint_id = $1 AND cluster_id = $2 AND delivered_seq = $4
 RETURNING 1
 """
+_SKIP_PURGED = """
+UPDATE webhook_cursors SET delivered_seq = $3, attempts = 0, next_attempt_at = NULL
+WHERE endpoint_id = $1 AND cluster_id = $2 AND delivered_seq = $4
+"""
 _SUCCEEDED = """
 UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = now() WHERE id = $1
 """
@@ -163,6 +171,10 @@ class Deliverer:
     max_runs: int
     runs: dict[uuid.UUID, EndpointRun] = field(default_factory=dict)
     on_disabled: Any = None  # async callable(endpoint_id): tell the wakers
+
+    @property
+    def names(self) -> RedisNames:
+        return self.settings.redis_names
     # One HTTP client per endpoint (its keep-alive connections, at most MAX_IN_FLIGHT):
     # httpcore's pool scans every connection it holds on each request, so one pool for
     # every receiver costs more the more receivers there are.
@@ -193,13 +205,13 @@ class Deliverer:
         if run is not None and not run.finishing:
             run.poke()
             return
-        await enqueue(self.redis, endpoint_id)
+        await enqueue(self.redis, self.names, endpoint_id)
 
     async def deliver(self, endpoint_id: uuid.UUID) -> str:
         """The job: take the endpoint's lease and deliver what is due."""
         if len(self.runs) >= self.max_runs:
             # Keep arq slots for the other jobs: try again shortly (the rows keep the work).
-            await enqueue(self.redis, endpoint_id, time.time() + 1.0)
+            await enqueue(self.redis, self.names, endpoint_id, time.time() + 1.0)
             return "deferred"
         owner = uuid.uuid4()
         async with driver_connection(self.engine) as conn:
@@ -291,9 +303,13 @@ class EndpointRun:
                         next_due = at if next_due is None else min(next_due, at)
                         continue
                     events = [r for r in group if r["seq"] is not None]
-                    if not events:  # due by our clock, not yet by the database's
+                    if not events and not first["due"]:  # due by our clock, not the database's
                         soon = max(at or now, now) + timedelta(seconds=TICK_S)
                         next_due = soon if next_due is None else min(next_due, soon)
+                        continue
+                    if not events:  # behind, yet no events: purged (HANGAR_EVENT_RETENTION_DAYS)
+                        await self._skip_to(cluster_id, first["delivered_seq"],
+                                            first["last_event_seq"])
                         continue
                     if over_budget:
                         due_left = True
@@ -336,10 +352,17 @@ class EndpointRun:
             with contextlib.suppress(BaseException):
                 await renewer
         if result == "budget spent":
-            await enqueue(self.d.redis, self.id)
+            await enqueue(self.d.redis, self.d.names, self.id)
         elif next_due is not None:
-            await enqueue(self.d.redis, self.id, next_due.timestamp())
+            await enqueue(self.d.redis, self.d.names, self.id, next_due.timestamp())
         return result
+
+    async def _skip_to(self, cluster_id: uuid.UUID, delivered: int, last: int) -> None:
+        """Nothing left to read below `last` (the events were purged): move past it."""
+        async with driver_connection(self.d.engine) as conn:
+            await conn.execute(_SKIP_PURGED, self.id, cluster_id, last, delivered)
+        log.info("webhook %s: events of cluster %s up to %d were purged before delivery",
+                 self.id, cluster_id, last)
 
     # --- lease -----------------------------------------------------------------------------
 
@@ -509,14 +532,14 @@ WHERE c.id = w.cluster_id AND w.delivered_seq >= c.last_event_seq
 _PRUNE_ATTEMPTS = "DELETE FROM webhook_attempts WHERE at < now() - make_interval(secs => $1)"
 
 
-async def sweep(engine: AsyncEngine, redis: ArqRedis) -> int:
+async def sweep(engine: AsyncEngine, redis: ArqRedis, names: RedisNames) -> int:
     """Wake every endpoint with due work and no job on it: a lost wake-up, a lost deferred
     job (Redis flushed) or a killed worker's lapsed lease delays deliveries, never loses
     them. Returns how many were woken."""
     async with driver_connection(engine) as conn:
         ids = [r[0] for r in await conn.fetch(_OVERDUE)]
     for endpoint_id in ids:
-        await enqueue(redis, endpoint_id)
+        await enqueue(redis, names, endpoint_id)
     if ids:
         log.info("webhook sweep woke %d endpoints", len(ids))
     return len(ids)

@@ -24,8 +24,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.session import driver_connection
-from app.services.dispatch import EVENTS_CHANNEL
-from app.webhooks.endpoints import WEBHOOKS_CHANNEL
+from app.redis_names import RedisNames
 from app.webhooks.engine import TICK_S, Deliverer
 
 log = logging.getLogger("hangar.webhooks.waker")
@@ -43,8 +42,10 @@ _ANY = "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE disabled_at IS NULL
 
 
 class Waker:
-    def __init__(self, redis_url: str, engine: AsyncEngine, deliverer: Deliverer) -> None:
+    def __init__(self, redis_url: str, names: RedisNames, engine: AsyncEngine,
+                 deliverer: Deliverer) -> None:
         self._url = redis_url
+        self._names = names
         self._engine = engine
         self._deliverer = deliverer
         # cluster id -> (endpoint ids, looked up at, newest seq seen)
@@ -77,7 +78,7 @@ class Waker:
                                        socket_keepalive=True)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(EVENTS_CHANNEL, WEBHOOKS_CHANNEL)
+                    await pubsub.subscribe(self._names.events, self._names.webhooks)
                     self.changed()  # whatever was announced while unsubscribed: the sweep
                     self.connected, delay = True, 0.1
                     while True:
@@ -90,7 +91,7 @@ class Waker:
                         data = msg["data"]
                         text = data.decode() if isinstance(data, bytes) else str(data)
                         try:
-                            if channel == WEBHOOKS_CHANNEL:
+                            if channel == self._names.webhooks:
                                 self.changed()
                             else:
                                 await self._on_event(text)

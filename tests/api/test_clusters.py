@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select, update
 
 from app.db.models import Cluster, Node
-from tests.api.conftest import VALID, assert_problem
+from tests.support.stack import VALID, assert_problem
 
 
 async def test_list_filters_newest_first_and_pages(client_for, db) -> None:
@@ -157,3 +157,18 @@ async def test_request_id_is_honoured_or_generated(served) -> None:
         assert odd.headers["x-request-id"] != "a b\tc" + "x" * 200
         problem = await anon.get("/clusters", headers={"X-Request-ID": "req-42"})
         assert problem.json()["request_id"] == "req-42" == problem.headers["x-request-id"]
+
+
+async def test_default_image_is_the_setting(served_with, db, worker, sim) -> None:
+    """HANGAR_DEFAULT_IMAGE is the image of a cluster created without one, and the pod's."""
+    from tests.support.stack import team_client, wait_for
+
+    served, _ = await served_with(default_image="example.org/team/train:7")
+    client = await team_client(db, served.url, "alpha")
+    async with client:
+        r = await client.post("/clusters", json=VALID)
+        assert r.status_code == 202, r.text
+        assert r.json()["image"] == "example.org/team/train:7"
+        body = await wait_for(client, r.json()["id"], {"ready", "failed"})
+        assert body["image"] == "example.org/team/train:7"
+    assert [p.image for p in sim.all_pods()] == ["example.org/team/train:7"]

@@ -9,10 +9,11 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from app.api.schemas import ClusterCreate
 from app.db.models import Cluster, IdempotencyKey, Team
+from app.schemas.clusters import ClusterCreate
+from app.services.clusters import with_defaults
 from app.services.idempotency import request_hash
-from tests.api.conftest import VALID, assert_problem
+from tests.support.stack import VALID, assert_problem
 
 
 async def _clusters(db) -> int:
@@ -87,14 +88,15 @@ async def test_concurrent_retry_while_the_first_is_in_flight_is_409(client_for, 
     assert await _clusters(db) == 1
 
 
-async def test_claimed_but_unanswered_key_is_409(client_for, db) -> None:
+async def test_claimed_but_unanswered_key_is_409(client_for, db, app_settings) -> None:
     """Deterministic variant: a claim row with no response yet, as the first request
     leaves it while it creates the cluster."""
     alpha = await client_for("alpha")
     async with db() as session, session.begin():
         team = await session.scalar(select(Team).where(Team.name == "alpha"))
         session.add(IdempotencyKey(
-            team_id=team.id, key="held", request_hash=request_hash(ClusterCreate(**VALID)),
+            team_id=team.id, key="held",
+            request_hash=request_hash(with_defaults(ClusterCreate(**VALID), app_settings)),
             created_at=func.now(), expires_at=func.now() + func.make_interval(0, 0, 0, 1),
         ))
     r = await alpha.post("/clusters", json=VALID, headers={"Idempotency-Key": "held"})

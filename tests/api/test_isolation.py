@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.db.models import ApiToken
 from app.services.teams import revoke_token
-from tests.api.conftest import VALID, assert_problem
+from tests.support.stack import VALID, assert_problem
 
 
 async def test_another_teams_cluster_is_404_on_every_route(client_for) -> None:

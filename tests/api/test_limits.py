@@ -9,18 +9,17 @@ from sqlalchemy import func, select, update
 from app.api.app import create_app
 from app.db.models import Cluster, Team
 from app.services.teams import create_token
-from tests.api.conftest import VALID, assert_problem
-from tests.conftest import serve_app
+from tests.support.stack import VALID, assert_problem, serve_app
 
 RTX_4090_SECURE = 0.44  # the simulator's on-demand secure price per GPU-hour
 
 
 @pytest.fixture
-async def limited(api_settings, db):
+async def limited(app_settings, db):
     """The API with small default limits and a client of team 'alpha'."""
     import httpx
 
-    settings = api_settings.model_copy(update=dict(
+    settings = app_settings.model_copy(update=dict(
         max_live_clusters=2, max_live_nodes=3, max_hourly_spend=5 * RTX_4090_SECURE + 0.01,
     ))
     served = await serve_app(create_app(settings))

@@ -11,9 +11,9 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api import metrics
+from app import metrics
 from app.logging_setup import configure_logging
-from tests.api.conftest import VALID
+from tests.support.stack import VALID
 
 
 def _samples(text: str) -> dict[str, list]:
@@ -132,7 +132,7 @@ async def test_openapi_documents_every_route(served) -> None:
 async def test_readyz_is_a_problem_when_the_database_is_down(settings) -> None:
     from app.api.app import create_app
     from app.embedded import free_port
-    from tests.conftest import serve_app
+    from tests.support.stack import serve_app
 
     down = settings.model_copy(update=dict(
         database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nope"))
@@ -173,15 +173,15 @@ async def test_timed_job_records_outcomes_for_the_worker() -> None:
     assert counts[(("job", "sample_job"), ("outcome", "error"))] == 1
 
 
-async def test_worker_metrics_server(api_settings) -> None:
+async def test_worker_metrics_server(app_settings) -> None:
     """A worker with HANGAR_WORKER_METRICS_PORT serves its own job and RunPod metrics."""
     import httpx
 
     from app.embedded import free_port
-    from tests.pipeline.conftest import RunningWorker
+    from tests.support.stack import RunningWorker
 
     port = free_port()
-    w = RunningWorker(api_settings.model_copy(update={"worker_metrics_port": port}))
+    w = RunningWorker(app_settings.model_copy(update={"worker_metrics_port": port}))
     await w.start()
     try:
         body = ""

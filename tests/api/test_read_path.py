@@ -13,24 +13,23 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from arq import create_pool
-from arq.connections import RedisSettings
+import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
+from app.api import readpath
 from app.api.app import create_app
 from app.api.hub import EventHub
 from app.api.readcache import ClusterReadCache
-from app.api.schemas import ClusterPage
 from app.db.models import Cluster, Node
 from app.db.session import driver_connection
-from app.services import clusters as svc
-from app.services.dispatch import EVENTS_CHANNEL, Dispatcher
+from app.schemas.clusters import ClusterPage, to_out
+from app.services import dispatch
+from app.services.dispatch import Dispatcher
 from app.services.state import locked_cluster, utcnow
 from app.services.teams import create_token
 from app.settings import Settings
-from tests.api.conftest import assert_problem
-from tests.conftest import ServedApp, team_client
-from tests.events.helpers import eventually, make_cluster
+from tests.support.events import make_cluster
+from tests.support.stack import ServedApp, assert_problem, eventually, team_client
 
 LONG = 30.0  # a max age no test waits for: only an invalidation explains a prompt change
 
@@ -38,9 +37,9 @@ LONG = 30.0  # a max age no test waits for: only an invalidation explains a prom
 
 @pytest.fixture
 async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-    yield Dispatcher(redis)
-    await redis.aclose()
+    d = await dispatch.connect(settings.redis_url, settings.redis_names)
+    yield d
+    await d.redis.aclose()
 
 
 async def client_of(db, served: ServedApp, team: str) -> tuple[httpx.AsyncClient, uuid.UUID]:
@@ -83,17 +82,17 @@ async def test_bodies_are_the_models_bytes(db, engine) -> None:
             setup="echo 'hi'\n\tprintf \"%s\" x", ready_at=now, expires_at=now))
     async with db() as session:
         cluster = await session.scalar(select(Cluster).where(Cluster.id == cid))
-        expected = svc.to_out(cluster, now)
+        expected = to_out(cluster, now)
     async with driver_connection(engine) as conn:
-        one = await svc.read_cluster(conn, cid)
-        page = await svc.read_cluster_page(conn, token.team_id, statuses=None, name=None,
+        one = await readpath.read_cluster(conn, cid)
+        page = await readpath.read_cluster_page(conn, token.team_id, statuses=None, name=None,
                                            after=None, limit=10)
     assert one is not None and one.team_id == token.team_id
-    assert svc.cluster_json(one, now) == expected.model_dump_json().encode()
+    assert readpath.cluster_json(one, now) == expected.model_dump_json().encode()
     next_url = "http://testserver/clusters?limit=1&cursor=abc"
-    assert svc.page_json(page, next_url, now) == ClusterPage(
+    assert readpath.page_json(page, next_url, now) == ClusterPage(
         items=[expected], next=next_url).model_dump_json().encode()
-    assert svc.page_json([], None, now) == b'{"items":[],"next":null}'
+    assert readpath.page_json([], None, now) == b'{"items":[],"next":null}'
 
 
 async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, served_with, dispatcher) -> None:
@@ -118,7 +117,7 @@ async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, served_with, di
 
     # Any message naming the cluster invalidates it (commits without an event, later).
     await set_node(db, cid, public_ip="198.51.100.3")
-    await dispatcher.redis.publish(EVENTS_CHANNEL, str(cid))
+    await dispatcher.redis.publish(dispatcher.names.events, str(cid))
     started = time.monotonic()
     while await public_ip(alpha, cid) != "198.51.100.3":
         assert time.monotonic() - started < 2.0
@@ -201,17 +200,17 @@ async def test_list_pages_are_read_in_one_statement_and_priced_now(db, served_wi
 
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[EventHub]:
-    hub = EventHub(settings.redis_url)
+    hub = EventHub(settings.redis_url, settings.redis_names.events)
     await hub.start()
     await eventually(lambda: hub.connected)
     yield hub
     await hub.stop()
 
 
-async def _row(db, engine, team_id: uuid.UUID) -> svc.EncodedCluster:
+async def _row(db, engine, team_id: uuid.UUID) -> readpath.EncodedCluster:
     cid = await make_cluster(db, team_id, nodes=1)
     async with driver_connection(engine) as conn:
-        row = await svc.read_cluster(conn, cid)
+        row = await readpath.read_cluster(conn, cid)
     assert row is not None
     return row
 
@@ -241,7 +240,7 @@ async def test_entries_read_before_a_resubscription_are_not_used(db, engine, hub
     early = cache.ticket(row.id)
     assert cache.put(row.id, cache.ticket(row.id), row)
     epoch = hub.epoch
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    redis = aioredis.from_url(settings.redis_url)
     try:
         mine = [c for c in await redis.client_list() if c.get("name") == hub.client_name]
         await redis.client_kill_filter(_id=mine[0]["id"])  # Redis drops the subscription
@@ -304,23 +303,33 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
     """`get_caller` parses the header itself (no HTTPBearer sub-dependency): the document
     still declares the scheme, on every operation that needs a token and only there."""
     doc = create_app().openapi()
-    assert doc["components"]["securitySchemes"] == {"HTTPBearer": {
+    schemes = doc["components"]["securitySchemes"]
+    assert set(schemes) == {"HTTPBearer", "StreamToken"}
+    assert schemes["HTTPBearer"] == {
         "type": "http", "description": "An API token from `hangar keys create`.",
-        "scheme": "bearer"}}
+        "scheme": "bearer"}
+    assert schemes["StreamToken"]["in"] == "query"
     secured = {(path, method) for path, item in doc["paths"].items()
                for method, op in item.items() if op.get("security") == [{"HTTPBearer": []}]}
     assert secured == {("/clusters", "post"), ("/clusters", "get"),
                        ("/clusters/{cluster_id}", "get"), ("/clusters/{cluster_id}", "delete"),
-                       ("/clusters/{cluster_id}/events", "get"), ("/gpu-types", "get"),
+                       ("/clusters/{cluster_id}", "patch"),
+                       ("/clusters/{cluster_id}/stream-tokens", "post"), ("/gpu-types", "get"),
+                       ("/team", "get"), ("/usage", "get"),
                        ("/webhooks", "post"), ("/webhooks", "get"),
                        ("/webhooks/{webhook_id}", "get"), ("/webhooks/{webhook_id}", "delete"),
                        ("/webhooks/{webhook_id}/deliveries", "get"),
                        ("/webhooks/{webhook_id}/test", "post")}
+    # The event stream also takes a stream token (browsers' EventSource).
+    assert doc["paths"]["/clusters/{cluster_id}/events"]["get"]["security"] == [
+        {"HTTPBearer": []}, {"StreamToken": []}]
     assert list(doc["paths"]) == ["/healthz", "/readyz", "/metrics", "/clusters",
                                   "/clusters/{cluster_id}", "/clusters/{cluster_id}/events",
-                                  "/gpu-types", "/webhooks", "/webhooks/{webhook_id}",
+                                  "/clusters/{cluster_id}/stream-tokens", "/gpu-types",
+                                  "/team", "/usage", "/webhooks", "/webhooks/{webhook_id}",
                                   "/webhooks/{webhook_id}/deliveries",
                                   "/webhooks/{webhook_id}/test"]
     op = doc["paths"]["/clusters/{cluster_id}"]["get"]
-    assert list(op)[:5] == ["tags", "summary", "operationId", "security", "parameters"]
+    assert [k for k in op if k != "description"][:5] == ["tags", "summary", "operationId",
+                                                         "security", "parameters"]
     assert "401" in op["responses"] and "422" in op["responses"]

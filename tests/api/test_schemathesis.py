@@ -20,7 +20,7 @@ import pytest
 
 from app.api.app import create_app
 from app.services.teams import create_token
-from tests.conftest import serve_app
+from tests.support.stack import serve_app
 
 MAX_EXAMPLES = 60  # per operation and phase: ~600 cases, ~15 s
 CHECKS = ",".join((
@@ -36,9 +36,9 @@ CHECKS = ",".join((
 
 
 @pytest.fixture
-async def fuzz_target(api_settings, db):
+async def fuzz_target(app_settings, db):
     """The API with limits no fuzzer reaches (so POST /clusters keeps creating clusters)."""
-    settings = api_settings.model_copy(update=dict(
+    settings = app_settings.model_copy(update=dict(
         max_live_clusters=1_000_000, max_live_nodes=1_000_000, max_hourly_spend=1e12,
     ))
     served = await serve_app(create_app(settings))

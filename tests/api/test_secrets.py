@@ -1,4 +1,4 @@
-"""Secrets stay in (DESIGN.md invariant 6): two teams' clusters go through the whole
+"""Secrets stay in (docs/ARCHITECTURE.md, invariant 6): two teams' clusters go through the whole
 pipeline against the simulator (real SSH bootstrap) to ready and back to terminated, and
 then no API response, no event and no log line (everything, at DEBUG) holds the RunPod
 key, a cluster's SSH private key or an API token (a token's short display prefix is fine).
@@ -17,8 +17,7 @@ from sqlalchemy import select
 from app.db.models import Cluster
 from app.domain.crypto import decrypt
 from app.logging_setup import configure_logging
-from tests.api.conftest import VALID
-from tests.pipeline.conftest import events, wait_for
+from tests.support.stack import VALID, events, wait_for
 
 SETUP = 'echo "rank=$HANGAR_NODE_RANK head=$HANGAR_HEAD_ADDR mode=$WANDB_MODE"'
 NOISY = ("asyncssh", "httpx", "httpcore", "uvicorn", "uvicorn.error", "arq")
@@ -58,7 +57,7 @@ def capture_all_logs():
 
 
 async def test_no_secret_in_responses_events_or_logs(
-    capture_all_logs, client_for, worker, sim, db, api_settings, runpod_key, capsys
+    capture_all_logs, client_for, worker, sim, db, app_settings, runpod_key, capsys
 ) -> None:
     seen: list[str] = []  # every response: status line, headers, body
 
@@ -118,7 +117,7 @@ async def test_no_secret_in_responses_events_or_logs(
     # The secrets: the RunPod key, each cluster's SSH private key, each API token.
     async with db() as session:
         clusters = (await session.scalars(select(Cluster))).all()
-    keys = [decrypt(api_settings.secret_key.get_secret_value(), c.ssh_private_key_enc)
+    keys = [decrypt(app_settings.secret_key.get_secret_value(), c.ssh_private_key_enc)
             for c in clusters]
     assert len(keys) == 2 and all("PRIVATE KEY" in k for k in keys)
     secrets = {"RunPod API key": runpod_key}

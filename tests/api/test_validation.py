@@ -3,7 +3,7 @@ what to change, and never quotes the value back."""
 
 from __future__ import annotations
 
-from tests.api.conftest import VALID, assert_problem
+from tests.support.stack import VALID, assert_problem
 
 MiB = 1024 * 1024
 

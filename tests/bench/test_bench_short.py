@@ -3,7 +3,7 @@
 Each script runs as a subprocess with `--json` against the Postgres and Redis named by
 DATABASE_URL and REDIS_URL (the scripts start their own simulator, worker and API processes
 on loopback, and stop them); the tests assert the invariants, not the timings. The full runs
-stay out of CI: see README.md ("Where the figures come from").
+stay out of CI: see bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -76,11 +76,16 @@ def test_provision_short(services) -> None:
 
 def test_api_short(services) -> None:
     f = run_script("api.py", "--duration", "1", "--rounds", "1", "--clusters", "10",
-                   "--page", "10", "--seed-nodes", "1", "--connections", "16")
-    for name in ("bare", "get_cluster", "list_clusters"):
+                   "--page", "10", "--seed-nodes", "1", "--connections", "16",
+                   "--history-small", "20", "--history-large", "200")
+    for name in ("bare", "get_cluster", "list_clusters", "list_history_small",
+                 "list_history_large", "list_large_live", "get_cluster_304"):
         assert f["endpoints"][name]["rps"] > 0, name
         assert f["endpoints"][name]["non_2xx"] == 0, name
     assert f["ratio_to_bare"]["get_cluster"] is not None
+    if f["ui_first_load"] is not None:  # Chromium installed
+        for load in f["ui_first_load"].values():
+            assert load["requests"] > 0 and load["elsewhere"] == 0
 
 
 def test_chaos_short(services) -> None:
@@ -92,6 +97,13 @@ def test_chaos_short(services) -> None:
     assert f["duplicate_pods"] == 0, f["duplicate_pod_nodes"]
     assert f["events_missing"] == 0 and f["events_duplicated"] == 0
     assert f["sse_unfinished"] == 0
+
+
+def test_usage_short() -> None:
+    figures = run_script("usage.py", "--clusters", "200", "--nodes-per", "3",
+                         "--requests", "2", "--months", "2")
+    assert figures["nodes"] == 600 and figures["month_cost"] > 0
+    assert figures["day_p50_ms"] > 0 and figures["team_p50_ms"] > 0
 
 
 def test_webhooks_short(services) -> None:

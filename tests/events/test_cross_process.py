@@ -7,35 +7,27 @@ import asyncio
 import sys
 import textwrap
 
-from tests.conftest import settings_env
-from tests.events.conftest import hub_of
-from tests.events.helpers import (
-    eventually,
-    make_cluster,
-    open_stream,
-    read_events,
-)
-from tests.pipeline.conftest import events as all_events
+from tests.support.events import make_cluster, open_stream, read_events
+from tests.support.stack import events as all_events
+from tests.support.stack import eventually, hub_of, settings_env
 
 APPENDER = textwrap.dedent("""
     import asyncio, sys, time, uuid
-    from arq import create_pool
-    from arq.connections import RedisSettings
     from app.db.session import make_engine, make_sessionmaker
-    from app.services.dispatch import Dispatcher
+    from app.services import dispatch
     from app.services.state import locked_cluster
     from app.settings import get_settings
 
     async def main(cluster_id, n):
         settings = get_settings()
         engine = make_engine(settings.database_url, pool_size=1)
-        redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        sessionmaker, dispatcher = make_sessionmaker(engine), Dispatcher(redis)
+        dispatcher = await dispatch.connect(settings.redis_url, settings.redis_names)
+        sessionmaker = make_sessionmaker(engine)
         for i in range(n):
             await asyncio.sleep(0.1)
             async with locked_cluster(sessionmaker, uuid.UUID(cluster_id), dispatcher) as tx:
                 tx.notice("from another process", i=i)
-        await redis.aclose()
+        await dispatcher.redis.aclose()
         await engine.dispose()
 
     asyncio.run(main(sys.argv[1], int(sys.argv[2])))
@@ -43,7 +35,7 @@ APPENDER = textwrap.dedent("""
 
 
 async def test_event_appended_by_another_process_reaches_the_stream(
-        db, teams, served, stream_settings) -> None:
+        db, teams, served, app_settings) -> None:
     hub = hub_of(served)
     hub.poll_s = 60.0  # only the Redis notification can deliver within this test
     await eventually(lambda: hub.connected)
@@ -52,7 +44,7 @@ async def test_event_appended_by_another_process_reaches_the_stream(
     async with open_stream(alpha.client, cid) as (_, events):
         assert [e.id for e in await read_events(events, count=1)] == [1]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", APPENDER, str(cid), "5", env=settings_env(stream_settings))
+            sys.executable, "-c", APPENDER, str(cid), "5", env=settings_env(app_settings))
         try:
             got = await read_events(events, count=5, timeout=30)
         finally:
@@ -63,7 +55,7 @@ async def test_event_appended_by_another_process_reaches_the_stream(
     assert all(e.data["message"] == "from another process" for e in got)
 
 
-async def test_worker_process_changes_reach_a_client_of_the_api(hangar, pipeline_settings,
+async def test_worker_process_changes_reach_a_client_of_the_api(hangar, app_settings,
                                                                 sim) -> None:
     """A cluster's whole life, driven by `hangar worker` in its own process, seen live by
     one stream on the API (uvicorn): every event once, in order, and then the end."""
@@ -71,7 +63,7 @@ async def test_worker_process_changes_reach_a_client_of_the_api(hangar, pipeline
     hub.poll_s = 60.0
     await eventually(lambda: hub.connected)
     worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "worker", env=settings_env(pipeline_settings),
+        sys.executable, "-m", "app.cli", "worker", env=settings_env(app_settings),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
         r = await hangar.post("/clusters", json={"name": "streamed", "gpu_type": "4090",

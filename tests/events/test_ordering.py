@@ -9,7 +9,7 @@ import random
 
 from app.services import events as svc
 from app.services.state import locked_cluster
-from tests.events.helpers import make_cluster, open_stream, read_events
+from tests.support.events import make_cluster, open_stream, read_events
 
 WRITERS, PER_WRITER = 8, 12
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 import socket
 
-from tests.events.conftest import hub_of
-from tests.events.helpers import append, eventually, make_cluster, open_stream, read_events
+from tests.support.events import append, make_cluster, open_stream, read_events
+from tests.support.stack import eventually, hub_of
 
 
 async def test_disconnected_clients_are_released_at_once(db, teams, served) -> None:

@@ -9,19 +9,17 @@ import json
 import uuid
 
 from app.domain.status import NodeStatus
-from app.services.dispatch import EVENTS_CHANNEL
 from app.services.state import locked_cluster
-from tests.events.conftest import HEARTBEAT_S, hub_of
-from tests.events.helpers import (
+from tests.support.events import (
     SSE,
     append,
-    eventually,
     finish,
     make_cluster,
     open_stream,
     read_events,
     sse_events,
 )
+from tests.support.stack import HEARTBEAT_S, eventually, hub_of
 
 
 async def test_replay_of_a_finished_cluster_then_the_stream_ends(db, teams, dispatcher) -> None:
@@ -215,7 +213,7 @@ async def test_missed_notifications_are_delivered_by_the_fallback_poll(db, teams
         assert [e.id for e in await read_events(events, count=3, timeout=5)] == [2, 3, 4]
         # Garbage on the channel is ignored; announcements still work afterwards.
         for junk in ("garbage", "not-a-uuid 5", f"{cid} not-a-number", f"{cid}", ""):
-            await dispatcher.redis.publish(EVENTS_CHANNEL, junk)
+            await dispatcher.redis.publish(dispatcher.names.events, junk)
         feed = hub.feed_of(cid)
         feed.poll_s = 60.0
         await asyncio.sleep(0.4)  # the poll under way ends; the next one is a minute away

@@ -3,8 +3,8 @@
 import httpx
 
 
-async def test_healthz_and_readyz(api) -> None:
-    async with httpx.AsyncClient(base_url=api.url) as client:
+async def test_healthz_and_readyz(served) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
@@ -14,8 +14,8 @@ async def test_healthz_and_readyz(api) -> None:
         assert (await client.get("/openapi.json")).json()["info"]["title"] == "Hangar"
 
 
-async def test_unknown_route_is_problem_json(api) -> None:
-    async with httpx.AsyncClient(base_url=api.url) as client:
+async def test_unknown_route_is_problem_json(served) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as client:
         r = await client.get("/nope")
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"

@@ -19,8 +19,7 @@ from app.db.models import ApiToken
 from app.embedded import free_port
 from app.services.teams import create_token
 from app.settings import Settings
-from tests.conftest import settings_env, team_client
-from tests.events.helpers import eventually
+from tests.support.stack import eventually, settings_env, team_client
 
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:

@@ -8,13 +8,11 @@ import sys
 import uuid
 from collections import Counter
 
-from arq import create_pool
-from arq.connections import RedisSettings
 from sqlalchemy import select
 
 from app.db.models import Node
-from tests.conftest import settings_env
-from tests.pipeline.conftest import events, wait_for
+from app.services import dispatch
+from tests.support.stack import events, settings_env, wait_for
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep
 from workers.jobs import expire_cluster, node_step, poll_starting
@@ -27,13 +25,13 @@ async def start_worker_process(settings) -> asyncio.subprocess.Process:
     )
 
 
-async def test_worker_killed_mid_flight(hangar, sim, pipeline_settings) -> None:
+async def test_worker_killed_mid_flight(hangar, sim, app_settings) -> None:
     # Creates take 1 s at the simulator, so the first kill lands while they are in flight.
     sim.faults.latency(1.0, endpoint="create", count=2)
     procs: list[asyncio.subprocess.Process] = []
 
     async def restart() -> None:
-        procs.append(await start_worker_process(pipeline_settings))
+        procs.append(await start_worker_process(app_settings))
 
     async def kill() -> None:
         procs[-1].send_signal(signal.SIGKILL)
@@ -73,12 +71,13 @@ async def test_worker_killed_mid_flight(hangar, sim, pipeline_settings) -> None:
     assert sorted(lines) == ["done", "done"]
 
 
-async def test_each_job_twice_in_a_row(hangar, sim, pipeline_settings, db) -> None:
+async def test_each_job_twice_in_a_row(hangar, sim, app_settings, db) -> None:
     """No worker runs: we call every job function twice by hand until the cluster is ready,
     then deleted; the outcome is the same as running each once."""
-    redis = await create_pool(RedisSettings.from_dsn(pipeline_settings.redis_url))
+    dispatcher = await dispatch.connect(app_settings.redis_url, app_settings.redis_names)
+    redis = dispatcher.redis
     ctx: dict = {"redis": redis}
-    await startup(ctx, pipeline_settings)
+    await startup(ctx, app_settings)
     try:
         r = await hangar.post("/clusters", json={"name": "twice", "gpu_type": "4090", "nodes": 2,
                                                  "setup": "echo hi", "ttl_seconds": 3600})

@@ -1,4 +1,4 @@
-"""Every failure path of DESIGN.md, driven through the simulator's fault injection."""
+"""Every failure path of docs/ARCHITECTURE.md, driven through the simulator's fault injection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 
 import redis.asyncio as aioredis
 
-from tests.pipeline.conftest import events, wait_for
+from tests.support.stack import clear_namespace, events, wait_for
 
 PREFIX = "hangar-"
 
@@ -102,11 +102,11 @@ async def test_pod_exits_while_starting(hangar, worker, sim) -> None:
     assert sim.alive_pods() == []
 
 
-async def test_pod_never_gets_ip(hangar, worker, sim, pipeline_settings) -> None:
+async def test_pod_never_gets_ip(hangar, worker, sim, app_settings) -> None:
     sim.faults.never_ip()
     cid = await create(hangar)
     body = await wait_for(hangar, cid, {"failed"},
-                          timeout=pipeline_settings.provision_timeout_s + 10)
+                          timeout=app_settings.provision_timeout_s + 10)
     assert body["reason"] == "provision_timeout", body
     assert sim.alive_pods() == []
 
@@ -146,13 +146,14 @@ async def test_delete_during_creation(hangar, worker, sim) -> None:
     assert sim.alive_pods() == []
 
 
-async def test_redis_flushed_mid_flight(hangar, worker, sim, pipeline_settings) -> None:
+async def test_redis_flushed_mid_flight(hangar, worker, sim, app_settings) -> None:
     await worker.stop()
     cid = await create(hangar, nodes=2)
-    r = aioredis.from_url(pipeline_settings.redis_url)
-    assert await r.zcard("arq:queue") == 1  # one job creates every pending node
-    await r.flushdb()  # every queued job is gone: only the rows remember the work
+    r = aioredis.from_url(app_settings.redis_url)
+    assert await r.zcard(app_settings.redis_names.queue) == 1  # one job creates every node
     await r.aclose()
+    # Every queued job is gone (as after a FLUSHDB): only the rows remember the work.
+    await clear_namespace(app_settings.redis_url, app_settings.redis_names)
     await worker.start()
     body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=30)
     assert body["status"] == "ready", body
@@ -254,3 +255,32 @@ async def test_output_is_bounded_and_drops_are_announced(hangar, worker, sim) ->
     assert dropped > 0, "a burst of 1,001 lines exceeds the per-read bound"
     assert len(lines) + dropped == 1001
     assert len(lines[0]) < 1100 and lines[0].endswith("[truncated]")
+
+
+async def test_long_retry_after_delays_the_node_not_the_job(hangar, worker, sim, db) -> None:
+    """A 429 whose Retry-After is longer than a job may run is handed to the node: it is
+    looked at again then, and no job sleeps on it or times out."""
+    from sqlalchemy import select
+
+    from app.db.models import Node
+    from app.services.state import utcnow
+
+    sim.faults.rate_limit(count=1, endpoint="create", retry_after=120)
+    cid = await create(hangar)
+    for _ in range(100):
+        notices = [e["data"] for e in await events(hangar, cid) if e["type"] == "cluster.notice"]
+        if notices:
+            break
+        await asyncio.sleep(0.1)
+    assert [n["code"] for n in notices] == ["provider_retry"]
+    assert "120.0s" in notices[0]["message"]
+    async with db() as session:
+        node = (await session.scalars(select(Node))).one()
+    assert node.status == "creating" and node.pod_id is None
+    assert (node.next_check_at - utcnow()).total_seconds() > 100
+    await asyncio.sleep(3)  # longer than a job may run here (lease 10 s - 5 s)
+    assert sim.count("create_pod") == 1  # asked once; no retry inside the job
+    assert worker.worker.jobs_failed == 0  # nothing timed out
+    async with db() as session:
+        node = (await session.scalars(select(Node))).one()
+    assert node.status == "creating" and node.lease_owner is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.pipeline.conftest import events, wait_for
+from tests.support.stack import events, wait_for
 
 SETUP = 'echo "rank=$HANGAR_NODE_RANK of $HANGAR_NUM_NODES head=$HANGAR_HEAD_ADDR x=$X"'
 

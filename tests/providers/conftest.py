@@ -56,7 +56,7 @@ def config() -> RunPodConfig:
         retry_attempts=5,
         backoff_base=1.0,
         backoff_max=8.0,
-        retry_after_max=60.0,
+        call_deadline=100.0,
         catalog_ttl=60.0,
     )
 

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from app.providers.base import GpuType, GpuTypeAmbiguous, GpuTypeNotFound, ServerError
-from app.providers.runpod import RunPodProvider
 from app.providers.runpod.catalog import normalise, resolve
 
 
@@ -83,8 +82,6 @@ async def test_catalog_request_and_mapping(provider, catalog_route):
     assert rtx.data_centers[0].id == "US-KS-2" and rtx.data_centers[0].availability == "LOW"
     pcie = by_id["NVIDIA H100 PCIe"]
     assert pcie.price("community") is None and not pcie.offered_on("community")
-    assert RunPodProvider.hourly_price(rtx, 4, "secure") == pytest.approx(2.76)
-    assert RunPodProvider.hourly_price(pcie, 2, "community") is None
 
 
 async def test_catalog_skips_unreadable_entries(provider, runpod_api):
@@ -153,13 +150,6 @@ async def test_catalog_retries_and_does_not_cache_failures(provider, runpod_api,
     assert len(await provider.gpu_types()) == len(CATALOG["gpus"])
 
 
-async def test_gpu_model_uses_cached_display_name(provider, catalog_route, runpod_api, pod_json):
-    await provider.gpu_types()
-    runpod_api.get("/pods/p1").respond(200, json=pod_json(id="p1"))
-    pod = await provider.get_pod("p1")
-    assert provider.gpu_model(pod) == "RTX 4090"
-
-
 # --- resolution ---------------------------------------------------------------------------
 
 
@@ -193,14 +183,22 @@ async def test_resolve_ambiguous_h100(provider, catalog_route):
     with pytest.raises(GpuTypeAmbiguous) as info:
         await provider.resolve_gpu_type("h100")
     assert info.value.candidates == [
-        "NVIDIA H100 80GB HBM3 (H100 SXM)",
-        "NVIDIA H100 NVL (H100 NVL)",
-        "NVIDIA H100 PCIe (H100 PCIe)",
+        "NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL", "NVIDIA H100 PCIe",
     ]
     message = info.value.message
     assert "'h100' is ambiguous" in message
-    assert all(c in message for c in info.value.candidates)
+    assert "NVIDIA H100 80GB HBM3 (H100 SXM)" in message  # display names help a person choose
     assert info.value.reason == "invalid_request"
+
+
+@pytest.mark.parametrize("query", ["h100", "A100", "rtx", "rtx 9999"])
+async def test_every_candidate_resolves_when_sent_back(provider, catalog_route, query):
+    """A 422 offers only what it accepts: each candidate resolves to itself verbatim."""
+    with pytest.raises(GpuTypeNotFound) as info:
+        await provider.resolve_gpu_type(query)
+    assert info.value.candidates
+    for candidate in info.value.candidates:
+        assert (await provider.resolve_gpu_type(candidate)).id == candidate
 
 
 async def test_resolve_ambiguous_a100(provider, catalog_route):

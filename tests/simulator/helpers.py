@@ -71,3 +71,42 @@ async def ssh_connect(pod: dict, key: asyncssh.SSHKey, **kw: Any) -> asyncssh.SS
         agent_path=None,
         **kw,
     )
+
+
+def cluster_body(
+    name: str = "hangar-c1-a1", public_key: str | None = None, pods: int = 3, **overrides: Any
+) -> dict:
+    """A `CreateClusterRequest` shaped like Hangar's: `pods` members of one RTX 4090 each."""
+    body: dict[str, Any] = {
+        "name": name,
+        "type": "TRAINING",
+        "compute": {"gpuTypeId": GPU, "gpuCountPerPod": 1, "podCount": pods},
+        "image": "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404",
+        "dataCenterIds": ["US-KS-2"],
+        "disk": 50,
+        "ports": ["22/tcp"],
+        "env": {"PUBLIC_KEY": public_key or "ssh-ed25519 AAAA... hangar"},
+    }
+    body.update(overrides)
+    return body
+
+
+async def create_cluster(client: httpx.AsyncClient, body: dict) -> dict:
+    resp = await client.post("/clusters", json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+async def wait_members(
+    client: httpx.AsyncClient, cluster_id: str, status: str = "RUNNING", within: float = 5.0
+) -> list[dict]:
+    """Poll `GET /clusters/{id}/pods` until every member reports `status`; rank order."""
+    deadline = time.monotonic() + within
+    while True:
+        resp = await client.get(f"/clusters/{cluster_id}/pods")
+        assert resp.status_code == 200, resp.text
+        members = resp.json()["pods"]
+        if members and all(p["status"] == status for p in members):
+            return sorted(members, key=lambda p: p["cluster"]["rank"])
+        assert time.monotonic() < deadline, [p["status"] for p in members]
+        await asyncio.sleep(0.02)

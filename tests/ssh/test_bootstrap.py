@@ -11,8 +11,8 @@ from app.ssh.bootstrap import (
     Progress,
     SSHUnavailable,
     pin_host_key,
-    render_script,
 )
+from app.ssh.script import render_script
 
 HOST = "127.0.0.1"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from app.ssh.bootstrap import TRUNCATED_MARKER, OutputLines
+from app.ssh.output import TRUNCATED_MARKER, OutputLines
 
 
 def test_partial_lines_are_buffered_until_complete():

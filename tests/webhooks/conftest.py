@@ -5,7 +5,6 @@ the way the workers do (locked_cluster + the Dispatcher, which announces them on
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections import Counter
@@ -22,23 +21,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.app import create_app
-from app.embedded import start_redis
 from app.services.dispatch import Dispatcher
 from app.settings import Settings
-from tests.conftest import _EMBEDDED_DIR, ServedApp, serve_app, team_client
-from tests.events.helpers import eventually
-from tests.pipeline.conftest import RunningWorker
-
-WEBHOOKS_REDIS_DB = 14
-
-
-@pytest.fixture(scope="session")
-async def redis_url() -> str:
-    """A Redis database index of this folder's own: the arq queue lives in it, and a test
-    session elsewhere on the machine would take this folder's jobs from the shared one."""
-    base = os.environ.get("REDIS_URL") or start_redis(_EMBEDDED_DIR)
-    return base.rsplit("/", 1)[0] + f"/{WEBHOOKS_REDIS_DB}" if base.count("/") >= 3 \
-        else base + f"/{WEBHOOKS_REDIS_DB}"
+from tests.support.stack import RunningWorker, ServedApp, eventually, serve_app, team_client
 
 
 @pytest.fixture
@@ -148,7 +133,7 @@ async def worker(wh_settings: Settings) -> AsyncIterator[RunningWorker]:
 @pytest.fixture
 async def dispatcher(wh_settings: Settings) -> AsyncIterator[Dispatcher]:
     redis = await create_pool(RedisSettings.from_dsn(wh_settings.redis_url))
-    yield Dispatcher(redis)
+    yield Dispatcher(redis, wh_settings.redis_names)
     await redis.aclose()
 
 

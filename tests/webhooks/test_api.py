@@ -9,9 +9,8 @@ import logging
 import pytest
 from standardwebhooks import Webhook
 
-from tests.api.conftest import assert_problem
-from tests.conftest import serve_app, team_client
-from tests.events.helpers import append, make_cluster
+from tests.support.events import append, make_cluster
+from tests.support.stack import assert_problem, serve_app, team_client
 from tests.webhooks.conftest import create_webhook, new_id, wait_until
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import redis.asyncio as aioredis
 from standardwebhooks import Webhook
 
-from tests.events.helpers import append, make_cluster
-from tests.pipeline.conftest import RunningWorker
 from tests.pipeline.test_crash_safety import start_worker_process
+from tests.support.events import append, make_cluster
+from tests.support.stack import RunningWorker, clear_namespace
 from tests.webhooks.conftest import create_webhook, wait_until
 
 
@@ -53,8 +52,8 @@ async def test_redis_flushed_nothing_is_lost(clients, receiver, wh_settings, dis
     await create_webhook(alpha, receiver.url)
     cid = await make_cluster(db, alpha.team_id)
     await append(db, cid, 2, dispatcher)  # no worker: the announcements reach nobody
-    redis = aioredis.from_url(wh_settings.redis_url)
-    await redis.flushdb()
+    names = wh_settings.redis_names
+    await clear_namespace(wh_settings.redis_url, names)  # FLUSHDB, for this deployment
     w = RunningWorker(wh_settings.model_copy(update=dict(webhook_retry_schedule="2")))
     await w.start()
     try:
@@ -65,12 +64,11 @@ async def test_redis_flushed_nothing_is_lost(clients, receiver, wh_settings, dis
         await append(db, cid, 1, dispatcher)
         await wait_until(lambda: f"{cid}:4" in receiver.ids())
         await asyncio.sleep(0.2)
-        await redis.flushdb()
+        await clear_namespace(wh_settings.redis_url, names)
         await wait_until(lambda: receiver.delivered(cid) == [1, 2, 3, 4] and
                          receiver.counts()[f"{cid}:4"] == 2, timeout=20)
     finally:
         await w.stop()
-        await redis.aclose()
 
 
 async def test_the_address_is_checked_again_at_delivery(clients, receiver, wh_settings,
@@ -99,5 +97,29 @@ async def test_the_address_is_checked_again_at_delivery(clients, receiver, wh_se
         assert "loopback" in items[0]["error"]
         assert items[0]["next_attempt_at"] is not None
         assert receiver.deliveries == [], "never connected"
+    finally:
+        await w.stop()
+
+
+async def test_purged_events_are_passed_over(clients, receiver, wh_settings, dispatcher,
+                                             db) -> None:
+    """Events deleted by retention before they could be delivered (an endpoint that was
+    down): the cursor moves past them instead of waiting for rows that will never come."""
+    from sqlalchemy import text
+
+    alpha = clients["alpha"]
+    await create_webhook(alpha, receiver.url)
+    cid = await make_cluster(db, alpha.team_id)
+    await append(db, cid, 2, dispatcher)  # no worker yet
+    async with db() as session, session.begin():
+        await session.execute(text("DELETE FROM cluster_events WHERE cluster_id = :c"),
+                              {"c": cid})
+    w = RunningWorker(wh_settings)
+    await w.start()
+    try:
+        await append(db, cid, 1, dispatcher)  # event 4
+        await wait_until(lambda: receiver.delivered(cid) == [4])
+        await asyncio.sleep(0.3)
+        assert receiver.delivered(cid) == [4]
     finally:
         await w.stop()

@@ -8,7 +8,7 @@ import json
 
 from standardwebhooks import Webhook
 
-from tests.events.helpers import append, finish, make_cluster
+from tests.support.events import append, finish, make_cluster
 from tests.webhooks.conftest import create_webhook, wait_until
 
 DELIVERY_FIELDS = {"event_id", "type", "attempt", "status_code", "error", "at",
@@ -175,7 +175,7 @@ async def test_ping(clients, receiver, worker) -> None:
 
 async def test_disabled_after_failing_long_enough(clients, receiver, served, wh_settings,
                                                   dispatcher, db) -> None:
-    from tests.pipeline.conftest import RunningWorker
+    from tests.support.stack import RunningWorker
 
     alpha = clients["alpha"]
     hook = await create_webhook(alpha, receiver.url)

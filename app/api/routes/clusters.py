@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
@@ -12,19 +12,23 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
+from app.api import etags, readpath
 from app.api.deps import CurrentCaller, require_json_body
 from app.api.docs import problems
-from app.api.errors import ApiError, not_found
+from app.api.errors import ApiError
 from app.api.readcache import ClusterReadCache
 from app.api.routing import LeanRoute
-from app.api.schemas import (
+from app.db.session import driver_connection
+from app.domain.errors import NotFound
+from app.schemas.clusters import (
     EXAMPLE_REQUEST,
     ClusterCreate,
     ClusterOut,
     ClusterPage,
     ClusterStatusName,
+    ClusterUpdate,
+    to_out,
 )
-from app.db.session import driver_connection
 from app.services import clusters as svc
 
 router = APIRouter(prefix="/clusters", tags=["clusters"])
@@ -131,8 +135,12 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     response_model=ClusterPage,
     summary="Your team's clusters, newest first",
     description="Filter by `status` (repeat it for several) and exact `name`. Pages hold "
-    "`limit` clusters; follow `next` (a URL, or null on the last page).",
-    responses=problems(401, 422),
+    "`limit` clusters; follow `next` (a URL, or null on the last page).\n\n"
+    "The `ETag` is weak: it covers the page but the `accrued_cost` figures, and while a "
+    "cluster on the page bills, a 10-second time bucket. Send it as `If-None-Match` to get "
+    "a 304 while nothing changed; costs in a revalidated copy are at most 10 s old "
+    "(`accrued_cost + hourly_rate x elapsed` is exact).",
+    responses={200: {"headers": etags.ETAG_HEADER}, **etags.RESPONSES, **problems(401, 422)},
 )
 async def list_clusters(
     request: Request,
@@ -151,7 +159,7 @@ async def list_clusters(
 ) -> Response:
     after = _parse_cursor(cursor) if cursor else None
     async with driver_connection(request.app.state.engine) as conn:
-        rows = await svc.read_cluster_page(conn, caller.team_id, statuses=status, name=name,
+        rows = await readpath.read_cluster_page(conn, caller.team_id, statuses=status, name=name,
                                            after=after, limit=limit + 1)
     nxt = None
     if len(rows) > limit:
@@ -159,16 +167,21 @@ async def list_clusters(
         last = rows[-1]
         nxt = str(request.url.include_query_params(cursor=_cursor(last.created_at, last.id)))
     # The bytes FastAPI would write for ClusterPage, without building the models.
-    return Response(svc.page_json(rows, nxt), media_type="application/json")
+    now = datetime.now(UTC)
+    body = readpath.page_json(rows, nxt, now)
+    tag = etags.page_etag(body, rows, now)
+    if etags.fresh(request, tag):
+        return etags.not_modified(tag)
+    return Response(body, media_type="application/json", headers={"ETag": tag})
 
 
-async def read_cluster(state: State, cluster_id: uuid.UUID) -> svc.EncodedCluster | None:
+async def read_cluster(state: State, cluster_id: uuid.UUID) -> readpath.EncodedCluster | None:
     """The cluster's rows, from this process's read cache (app/api/readcache.py) or one
     query; any team's (the caller checks)."""
 
-    async def load() -> svc.EncodedCluster | None:
+    async def load() -> readpath.EncodedCluster | None:
         async with driver_connection(state.engine) as conn:
-            return await svc.read_cluster(conn, cluster_id)
+            return await readpath.read_cluster(conn, cluster_id)
 
     cache: ClusterReadCache = state.read_cache
     return await cache.get_or_load(cluster_id, load)
@@ -177,9 +190,14 @@ async def read_cluster(state: State, cluster_id: uuid.UUID) -> svc.EncodedCluste
 async def get_cluster(cluster_id: uuid.UUID, request: Request, caller: CurrentCaller) -> Response:
     row = await read_cluster(request.app.state, cluster_id)
     if row is None or row.team_id != caller.team_id:
-        raise not_found()
+        raise NotFound()
+    now = datetime.now(UTC)
+    tag = etags.cluster_etag(row, now)
+    if etags.fresh(request, tag):
+        return etags.not_modified(tag)
     # Priced now, from the rows; the bytes FastAPI would write for ClusterOut.
-    return Response(svc.cluster_json(row), media_type="application/json")
+    return Response(readpath.cluster_json(row, now), media_type="application/json",
+                    headers={"ETag": tag})
 
 
 # The busiest route: served by a LeanRoute (app/api/routing.py), same contract.
@@ -189,9 +207,37 @@ router.add_api_route(
     methods=["GET"],
     response_model=ClusterOut,
     summary="One cluster with its nodes, hourly rate and accrued cost",
-    responses=problems(401, 404, 422),
+    description="The `ETag` is weak: it covers the cluster but its `accrued_cost`, and while "
+    "a node bills, a 10-second time bucket. Send it as `If-None-Match` to get a 304 while "
+    "nothing changed; the cost in a revalidated copy is at most 10 s old "
+    "(`accrued_cost + hourly_rate x elapsed` is exact).",
+    responses={200: {"headers": etags.ETAG_HEADER}, **etags.RESPONSES,
+               **problems(401, 404, 422)},
     route_class_override=LeanRoute,
 )
+
+
+@router.patch(
+    "/{cluster_id}",
+    response_model=ClusterOut,
+    summary="Change a live cluster's TTL",
+    description="`ttl_seconds` counts from `ready_at`, as on create: extend, shorten (an "
+    "expiry already past tears the cluster down now) or clear it (`null`: no expiry). The "
+    "change is recorded as a `cluster.notice` event (code `ttl_changed`). A cluster that "
+    "is terminating or has ended: 409.",
+    dependencies=[Depends(require_json_body)],
+    responses=problems(401, 404, 409, 413, 415, 422, descriptions={
+        409: "The cluster is terminating or has ended"}),
+)
+async def update_cluster(cluster_id: uuid.UUID, body: ClusterUpdate, request: Request,
+                         caller: CurrentCaller) -> ClusterOut:
+    state = request.app.state
+    try:
+        cluster = await svc.update_ttl(state.sessionmaker, state.dispatcher, caller.team_id,
+                                       cluster_id, body.ttl_seconds)
+    finally:
+        state.read_cache.invalidate(cluster_id)  # read-your-writes, as for DELETE
+    return to_out(cluster)
 
 
 @router.delete(
@@ -213,4 +259,4 @@ async def delete_cluster(cluster_id: uuid.UUID, request: Request,
         # Before answering: this process's next GET reads the change (read-your-writes);
         # other processes hear of it through the commit's notification.
         state.read_cache.invalidate(cluster_id)
-    return svc.to_out(cluster)
+    return to_out(cluster)

@@ -10,15 +10,18 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import CurrentCaller, Session
+from app.api.deps import Session
 from app.api.errors import ApiError
 from app.api.hub import BATCH, EventHub, Frame, encode
-from app.api.schemas import EventOut, EventPage
+from app.api.negotiation import quality
+from app.api.routes.stream_tokens import EventsReader
+from app.domain.errors import Gone
+from app.schemas.events import EventOut, EventPage
 from app.services import events as svc
 from app.services.clusters import get_cluster
 
@@ -29,6 +32,8 @@ CONNECTED = format_sse_event(comment="connected", retry=RECONNECT_MS)
 HEARTBEAT = format_sse_event(comment="heartbeat")
 CHUNK_FRAMES = 64  # most events sent in one write
 MAX_EVENT_ID = 2**63 - 1  # event ids are BIGINT
+SSE_TYPE, JSON_TYPE = "text/event-stream", "application/json"
+VARY = {"Vary": "Accept"}  # one URL, two representations
 
 
 def _after(last_event_id: str | None, after: int | None) -> int:
@@ -44,6 +49,19 @@ def _after(last_event_id: str | None, after: int | None) -> int:
     return n
 
 
+def wants_stream(accept: str | None) -> bool:
+    """The stream when `Accept` prefers it to JSON, or names it explicitly as much (as
+    EventSource does); JSON otherwise, and by default. A 406 when neither is acceptable."""
+    sse, json_ = quality(accept, SSE_TYPE), quality(accept, JSON_TYPE)
+    if sse.q > 0 and (sse.q > json_.q or (sse.q == json_.q and sse.explicit)):
+        return True
+    if json_.q > 0:
+        return False
+    raise ApiError(406, "not_acceptable",
+                   f"This route answers {JSON_TYPE} or {SSE_TYPE}; the Accept header refuses "
+                   "both.", title="Not acceptable")
+
+
 @router.get(
     "/clusters/{cluster_id}/events",
     summary="The cluster's events: SSE with Accept: text/event-stream, else a JSON page",
@@ -51,21 +69,31 @@ def _after(last_event_id: str | None, after: int | None) -> int:
         "With `Accept: text/event-stream`: every event after `Last-Event-ID` (or `after`), "
         "then the new ones as they commit, as `id:` / `event:` / `data:` (JSON) frames, with "
         "a comment line as heartbeat when idle; the stream ends once the cluster is "
-        "terminal and every node terminated. Otherwise a JSON page of the events after "
-        "`after`."
+        "terminal and every node terminated, and a reconnect to a finished stream with "
+        "nothing left to send is a 204 (EventSource stops on it). Otherwise a JSON page of "
+        "the events after `after`. `Accept` q-values are honoured (`q=0`: not acceptable); "
+        "responses vary on it.\n\n"
+        "Browsers: `EventSource` cannot send an Authorization header; pass a stream token "
+        "(`POST /clusters/{id}/stream-tokens`) as `access_token` instead."
     ),
     response_model=EventPage,
     responses={
         200: {"content": {"text/event-stream": {}}},
-        401: {"description": "Missing or unknown API token"},
+        204: {"description": "The stream is finished and the client has all of it "
+              "(Last-Event-ID): nothing left to send"},
+        401: {"description": "Missing or unknown API token, or a stream token that is "
+              "expired or another cluster's"},
         404: {"description": "No such cluster for your team"},
+        406: {"description": "The Accept header refuses both JSON and text/event-stream"},
+        410: {"description": "The cluster ended long ago and its events were deleted "
+              "(HANGAR_EVENT_RETENTION_DAYS)"},
     },
 )
 async def cluster_events(
     cluster_id: uuid.UUID,
     request: Request,
     session: Session,
-    caller: CurrentCaller,
+    team_id: EventsReader,  # the API token, or a stream token of this cluster
     after: Annotated[
         int | None, Query(ge=0, le=MAX_EVENT_ID, description="Return events after this id")
     ] = None,
@@ -73,9 +101,15 @@ async def cluster_events(
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
-    await get_cluster(session, caller.team_id, cluster_id)  # 404 for other teams
+    cluster = await get_cluster(session, team_id, cluster_id)  # 404 for other teams
+    if cluster.events_purged_at is not None:
+        raise Gone(
+            "events_purged",
+            f"This cluster ended on {cluster.terminated_at:%Y-%m-%d} and its events were "
+            f"deleted after the retention period; the cluster and its cost remain at "
+            f"/clusters/{cluster_id}.")
     start = _after(last_event_id, after)
-    if "text/event-stream" not in (accept or ""):
+    if not wants_stream(accept):
         # The state first, so `finished` never claims a page that misses the final events.
         state = await svc.stream_state(session, cluster_id)
         rows = await svc.events_after(session, cluster_id, start, limit)
@@ -85,7 +119,11 @@ async def cluster_events(
             last_id=last_id,
             finished=state.complete_at(last_id),
         )
-        return JSONResponse(page.model_dump(mode="json"))
+        return JSONResponse(page.model_dump(mode="json"), headers=VARY)
+    if (await svc.stream_state(session, cluster_id)).complete_at(start):
+        # A reconnect after the last event: nothing will follow. A 200 that ends at once
+        # would make EventSource reconnect for ever; a 204 makes it stop.
+        return Response(status_code=204, headers={**VARY, "Cache-Control": "no-cache"})
     await session.close()  # the stream opens short sessions of its own
     app = request.app
     return EventStream(
@@ -100,7 +138,7 @@ class EventStream(EventSourceResponse):
     the generator is garbage-collected, e.g. after a client that stopped reading)."""
 
     def __init__(self, content: AsyncIterator[bytes]) -> None:
-        super().__init__(content, headers={"Cache-Control": "no-cache",
+        super().__init__(content, headers={"Cache-Control": "no-cache", **VARY,
                                            "X-Accel-Buffering": "no"})  # nginx: don't buffer
         self._content = content
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request
 
 from app.api.deps import CurrentCaller
 from app.api.docs import problems
-from app.api.errors import ApiError
-from app.api.schemas import GpuTypeOut
+from app.domain.errors import ProviderUnavailable
 from app.providers.base import ProviderError
+from app.schemas.catalog import GpuTypeOut
 
 router = APIRouter(tags=["catalog"])
 
@@ -41,9 +41,10 @@ async def gpu_types(
     try:
         catalog = await provider.gpu_types()
     except ProviderError as exc:
-        raise ApiError(503, "provider_unavailable",
-                       f"Could not read the GPU catalog ({exc.message}); retry shortly.",
-                       headers={"Retry-After": "5"}) from exc
+        raise ProviderUnavailable(
+            "provider_unavailable",
+            f"Could not read the GPU catalog ({exc.message}); retry shortly.", retry_after=5,
+        ) from exc
     out = []
     for g in catalog:
         if name and name.lower() not in f"{g.id} {g.display_name}".lower():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.api import metrics
+from app import metrics
 from app.api.deps import Session
 
 router = APIRouter(tags=["health"])

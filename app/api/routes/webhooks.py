@@ -1,4 +1,5 @@
-"""Webhook routes: parse, authorize, call app/webhooks, map its errors to problems."""
+"""Webhook routes: parse, authorize, call app/webhooks (its domain errors are mapped to
+problems once, in app/api/errors.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.api.deps import CurrentCaller, require_json_body
 from app.api.docs import problems
-from app.api.errors import ApiError
-from app.webhooks import endpoints as svc
-from app.webhooks.filters import InvalidFilter
-from app.webhooks.schemas import (
+from app.schemas.webhooks import (
     EXAMPLE_CREATE,
     DeliveryOut,
     DeliveryPage,
@@ -22,8 +20,8 @@ from app.webhooks.schemas import (
     WebhookOut,
     WebhookPage,
 )
+from app.webhooks import endpoints as svc
 from app.webhooks.transport import make_client
-from app.webhooks.urls import RefusedUrl
 
 log = logging.getLogger("hangar.api.webhooks")
 
@@ -32,14 +30,11 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 NOT_FOUND = {404: "No webhook with that id belongs to your team"}
 
 
-def _not_found() -> ApiError:
-    return ApiError(404, "not_found", "No webhook with that id belongs to your team.")
-
-
 async def _announce(request: Request, endpoint_id: uuid.UUID) -> None:
     """Tell the workers' wakers (they cache which endpoints follow which cluster)."""
     try:
-        await request.app.state.redis.publish(svc.WEBHOOKS_CHANNEL, str(endpoint_id))
+        await request.app.state.redis.publish(request.app.state.settings.redis_names.webhooks,
+                                              str(endpoint_id))
     except Exception as exc:  # their cache expires anyway; the sweep covers the gap
         log.warning("could not announce a webhook change (%s)", type(exc).__name__)
 
@@ -75,17 +70,8 @@ async def _announce(request: Request, endpoint_id: uuid.UUID) -> None:
 async def create_webhook(body: WebhookCreate, request: Request, caller: CurrentCaller,
                          response: Response) -> WebhookCreated:
     state = request.app.state
-    try:
-        endpoint, secret = await svc.create_endpoint(state.sessionmaker, state.settings,
-                                                     caller.team_id, body.url, body.events)
-    except RefusedUrl as exc:
-        raise ApiError(422, "webhook_url_refused", f"url refused: {exc}") from None
-    except InvalidFilter as exc:
-        raise ApiError(422, "invalid_event_filter", str(exc)) from None
-    except svc.TooManyWebhooks:
-        raise ApiError(429, "limit_webhooks",
-                       f"Your team has {svc.MAX_ENDPOINTS_PER_TEAM} webhooks, the most "
-                       "allowed; delete one first.", limit="max_webhooks") from None
+    endpoint, secret = await svc.create_endpoint(state.sessionmaker, state.settings,
+                                                 caller.team_id, body.url, body.events)
     await _announce(request, endpoint.id)
     response.headers["Location"] = f"/webhooks/{endpoint.id}"
     return WebhookCreated(**svc.to_out(endpoint), secret=secret)
@@ -106,11 +92,8 @@ async def list_webhooks(request: Request, caller: CurrentCaller) -> WebhookPage:
             responses=problems(401, 404, 422, descriptions=NOT_FOUND))
 async def get_webhook(webhook_id: uuid.UUID, request: Request,
                       caller: CurrentCaller) -> WebhookOut:
-    try:
-        endpoint = await svc.get_endpoint(request.app.state.sessionmaker, caller.team_id,
-                                          webhook_id)
-    except svc.WebhookNotFound:
-        raise _not_found() from None
+    endpoint = await svc.get_endpoint(request.app.state.sessionmaker, caller.team_id,
+                                      webhook_id)
     return WebhookOut(**svc.to_out(endpoint))
 
 
@@ -119,10 +102,7 @@ async def get_webhook(webhook_id: uuid.UUID, request: Request,
                responses=problems(401, 404, 422, descriptions=NOT_FOUND))
 async def delete_webhook(webhook_id: uuid.UUID, request: Request,
                          caller: CurrentCaller) -> Response:
-    try:
-        await svc.delete_endpoint(request.app.state.sessionmaker, caller.team_id, webhook_id)
-    except svc.WebhookNotFound:
-        raise _not_found() from None
+    await svc.delete_endpoint(request.app.state.sessionmaker, caller.team_id, webhook_id)
     await _announce(request, webhook_id)
     return Response(status_code=204)
 
@@ -138,11 +118,8 @@ async def list_webhook_deliveries(
     webhook_id: uuid.UUID, request: Request, caller: CurrentCaller,
     limit: Annotated[int, Query(ge=1, le=200, description="Attempts to return")] = 50,
 ) -> DeliveryPage:
-    try:
-        attempts = await svc.list_attempts(request.app.state.sessionmaker, caller.team_id,
-                                           webhook_id, limit)
-    except svc.WebhookNotFound:
-        raise _not_found() from None
+    attempts = await svc.list_attempts(request.app.state.sessionmaker, caller.team_id,
+                                       webhook_id, limit)
     return DeliveryPage(items=[
         DeliveryOut(event_id=a.event_id, type=a.type, attempt=a.attempt,
                     status_code=a.status_code, error=a.error, at=a.at,
@@ -161,11 +138,8 @@ async def test_webhook(webhook_id: uuid.UUID, request: Request,
     settings = state.settings
     async with make_client(settings.webhook_allow_private, settings.webhook_timeout_s,
                            max_connections=4) as client:
-        try:
-            a = await svc.send_ping(state.sessionmaker, settings, client, caller.team_id,
-                                    webhook_id)
-        except svc.WebhookNotFound:
-            raise _not_found() from None
+        a = await svc.send_ping(state.sessionmaker, settings, client, caller.team_id,
+                                webhook_id)
     return DeliveryOut(event_id=a.event_id, type=a.type, attempt=a.attempt,
                        status_code=a.status_code, error=a.error, at=a.at,
                        next_attempt_at=a.next_attempt_at)

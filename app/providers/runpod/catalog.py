@@ -138,12 +138,14 @@ def _has_compact(t: GpuType, tokens: list[str]) -> bool:
 
 
 def _ambiguous(query: str, hits: list[GpuType]) -> GpuTypeAmbiguous:
-    labels = sorted(_label(t) for t in hits)
+    """`candidates` are catalog ids, each of which resolves when sent back verbatim; the
+    message shows them with their display names."""
+    hits = sorted(hits, key=lambda t: t.id)
     return GpuTypeAmbiguous(
-        f"GPU type {query!r} is ambiguous: it matches {len(labels)} RunPod GPU types: "
-        + "; ".join(labels)
+        f"GPU type {query!r} is ambiguous: it matches {len(hits)} RunPod GPU types: "
+        + "; ".join(_label(t) for t in hits)
         + ". Give the exact id, or add words to narrow it down.",
-        candidates=labels,
+        candidates=[t.id for t in hits],
     )
 
 

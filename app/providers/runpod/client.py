@@ -1,107 +1,34 @@
-"""`RunPodProvider`: the `Provider` protocol over RunPod's REST v2 API."""
+"""`RunPodProvider`: the `Provider` protocol over RunPod's REST v2 API: pods and the GPU
+catalog here; Instant Clusters and network volumes in `clusters.py`; HTTP in `http.py`."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
-from urllib.parse import quote
+from collections.abc import Callable
+from typing import Any, Literal
 
-import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from app.providers import base
-from app.providers.base import (
-    CloudType,
-    GpuType,
-    InvalidRequest,
-    NotFound,
-    Pod,
-    PodSpec,
-    PodState,
-    ProviderError,
-)
+from app.providers.base import GpuType, InvalidRequest, NotFound, Pod, PodSpec, PodState
 
 from . import types as v2
-from .allocation import AllocationChoice, on_demand_only
-from .catalog import CatalogCache, resolve
+from .catalog import resolve
+from .clusters import ClusterCalls
 from .config import RunPodConfig
-from .errors import (
-    Conflict,
-    UnexpectedResponse,
-    error_from_response,
-    error_from_transport,
-    outcome_of,
-)
+from .errors import Conflict, UnexpectedResponse
+from .http import OnRequest, _short, log
 from .mapping import create_body, describe_body, to_gpu_type, to_pod
-from .retry import Backoff, Jitter, Sleep, retry_create, retry_reads
-
-log = logging.getLogger("hangar.runpod")
-
-_M = TypeVar("_M", bound=BaseModel)
-
-OnRequest = Callable[[str, str, float], None]
-"""`on_request(endpoint, outcome, seconds)`: called once per HTTP attempt.
-
-`endpoint` is a template such as "GET /pods/{id}"; `outcome` is one of ok, capacity,
-bad_request, unauthorized, payment_required, forbidden, not_found, conflict,
-unprocessable, rate_limited, client_error, server_error, transport_error.
-"""
+from .retry import retry_create, retry_reads
 
 _GONE = "gone"
 _CONFLICT = "conflict"
 
 
-class RunPodProvider:
+class RunPodProvider(ClusterCalls):
     """RunPod GPU pods through REST v2. Create one per process and share it."""
 
     name = "runpod"
     supports_spot = False
-
-    def __init__(
-        self,
-        config: RunPodConfig,
-        http_client: httpx.AsyncClient | None = None,
-        *,
-        on_request: OnRequest | None = None,
-        sleep: Sleep | None = None,
-        jitter: Jitter | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=config.timeout, headers={"User-Agent": "hangar-runpod/1"}
-        )
-        self._on_request = on_request
-        backoff: dict[str, Any] = {
-            "attempts": config.retry_attempts,
-            "base": config.backoff_base,
-            "max_delay": config.backoff_max,
-            "retry_after_max": config.retry_after_max,
-            "budget": config.retry_budget,
-        }
-        if sleep is not None:
-            backoff["sleep"] = sleep
-        if jitter is not None:
-            backoff["jitter"] = jitter
-        self._backoff = Backoff(**backoff)
-        self._catalog = CatalogCache(self._fetch_catalog, ttl=config.catalog_ttl, clock=clock)
-
-    def __repr__(self) -> str:
-        return f"RunPodProvider(api_url={self.config.api_url!r})"
-
-    async def __aenter__(self) -> RunPodProvider:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it."""
-        if self._owns_http and not self._http.is_closed:
-            await self._http.aclose()
 
     # --- pods -----------------------------------------------------------------
 
@@ -205,22 +132,6 @@ class RunPodProvider:
             )
         return live[0]
 
-    async def stop_pod(self, pod_id: str) -> None:
-        """`POST /pods/{id}/action {"action":"stop"}`. Already stopped is fine.
-
-        Raises `NotFound` when the pod does not exist.
-        """
-        result = await self._action(pod_id, "stop")
-        if result == _GONE:
-            raise NotFound(f"RunPod pod {pod_id} not found", status=404)
-        if result == _CONFLICT:
-            pod = await self.get_pod(pod_id)
-            if pod is None or pod.status in (PodState.EXITED, PodState.TERMINATED):
-                return
-            raise Conflict(
-                f"RunPod refused to stop pod {pod_id} in status {pod.status}", status=409
-            )
-
     async def terminate_pod(self, pod_id: str) -> None:
         """`DELETE /pods/{id}`: 204 or 404 means gone; on 409 fall back to the action."""
         path = self._pod_path(pod_id)
@@ -242,15 +153,15 @@ class RunPodProvider:
                 raise Conflict(f"RunPod refused to terminate pod {pod_id} (409)", status=409)
         log.info("runpod: pod %s terminated", pod_id)
 
-    async def _action(self, pod_id: str, action: Literal["stop", "terminate"]) -> str:
-        """POST an action; "ok", `_GONE` on 404, `_CONFLICT` on 409."""
+    async def _action(self, pod_id: str, action: Literal["terminate"]) -> str:
+        """POST an action; `_GONE` on success or 404, `_CONFLICT` on 409."""
         path = self._pod_path(pod_id) + "/action"
         endpoint = "POST /pods/{id}/action"
 
         async def attempt() -> str:
             resp = await self._send("POST", path, endpoint, json={"action": action})
             if resp.is_success:
-                return _GONE if action == "terminate" else "ok"
+                return _GONE
             if resp.status_code == 404:
                 return _GONE
             if resp.status_code == 409:
@@ -294,159 +205,12 @@ class RunPodProvider:
         log.info("runpod: GPU catalog fetched, %d types", len(types))
         return types
 
-    # --- allocation and helpers -----------------------------------------------------
-
-    def check_allocation(self, allocation: str) -> AllocationChoice:
-        """'on-demand' -> on-demand; 'spot-if-available' -> on-demand with a notice;
-        'spot' -> `SpotUnavailable` (v2 has no spot)."""
-        return on_demand_only(allocation)
-
-    def pod_spec(
-        self,
-        *,
-        name: str,
-        image: str,
-        gpu_type_id: str,
-        gpu_count: int = 1,
-        env: Mapping[str, str] | None = None,
-        **overrides: Any,
-    ) -> PodSpec:
-        """A `PodSpec` carrying this config's defaults (cloud, disks, ports, data centers)."""
-        cfg = self.config
-        values: dict[str, Any] = {
-            "cloud_type": cfg.cloud_type,
-            "container_disk_gb": cfg.container_disk_gb,
-            "volume_gb": cfg.volume_gb,
-            "volume_mount_path": cfg.volume_mount_path,
-            "ports": tuple(cfg.ports),
-            "data_center_ids": tuple(cfg.data_center_ids),
-        }
-        values.update(overrides)
-        return PodSpec(
-            name=name,
-            image=image,
-            gpu_type_id=gpu_type_id,
-            gpu_count=gpu_count,
-            env=dict(env or {}),
-            **values,
-        )
-
-    @staticmethod
-    def ssh_endpoint(pod: Pod) -> tuple[str, int] | None:
-        """(host, port) for direct SSH, or None until RunPod has assigned them."""
-        if pod.ssh_host and pod.ssh_port:
-            return pod.ssh_host, pod.ssh_port
-        return None
-
-    def gpu_model(self, pod: Pod) -> str | None:
-        """The GPU's display name when the catalog is cached, else its type id."""
-        if pod.gpu_type_id is None:
-            return None
-        for t in self._catalog.peek() or ():
-            if t.id == pod.gpu_type_id:
-                return t.display_name
-        return pod.gpu_type_id
-
-    @staticmethod
-    def gpu_count(pod: Pod) -> int:
-        return pod.gpu_count
-
-    @staticmethod
-    def hourly_price(gpu_type: GpuType, count: int, cloud_type: CloudType) -> float | None:
-        """List price in USD/hour for `count` GPUs of this type (the billed rate is `Pod.cost`)."""
-        price = gpu_type.price(cloud_type)
-        return None if price is None else round(price * count, 6)
-
-    # --- HTTP -------------------------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.config.api_key.get_secret_value()}",
-            "Accept": "application/json",
-        }
-
-    @staticmethod
-    def _pod_path(pod_id: str) -> str:
-        if not pod_id or not pod_id.strip():
-            raise InvalidRequest("pod id must not be empty")
-        return "/pods/" + quote(pod_id, safe="")
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        endpoint: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> httpx.Response:
-        """One HTTP attempt. Transport failures become typed errors; statuses are returned."""
-        started = time.perf_counter()
-        try:
-            resp = await self._http.request(
-                method,
-                self.config.base_url + path,
-                json=json,
-                params=params,
-                headers=self._headers(),
-                timeout=self.config.timeout,
-            )
-        except httpx.TransportError as exc:
-            self._record(endpoint, "transport_error", started)
-            err = error_from_transport(exc, endpoint)
-            log.warning("runpod %s: %s", endpoint, err.message)
-            raise err from exc
-        self._record(endpoint, outcome_of(resp), started)
-        return resp
-
-    def _record(self, endpoint: str, outcome: str, started: float) -> None:
-        if self._on_request is None:
-            return
-        try:
-            self._on_request(endpoint, outcome, time.perf_counter() - started)
-        except Exception:  # metrics must never break provisioning
-            log.debug("runpod: on_request hook failed", exc_info=True)
-
-    def _error(self, resp: httpx.Response, endpoint: str) -> ProviderError:
-        err = error_from_response(resp)
-        log.warning(
-            "runpod %s -> %s %s (request id %s)",
-            endpoint,
-            resp.status_code,
-            err.message,
-            resp.headers.get("x-request-id", "-"),
-        )
-        return err
-
-    @staticmethod
-    def _json(resp: httpx.Response, endpoint: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError as exc:
-            raise UnexpectedResponse(
-                f"{endpoint}: RunPod answered {resp.status_code} with a body that is not JSON",
-                status=resp.status_code,
-            ) from exc
-
-    def _parse(self, resp: httpx.Response, model: type[_M], endpoint: str) -> _M:
-        data = self._json(resp, endpoint)
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise UnexpectedResponse(
-                f"{endpoint}: unexpected response shape: {_short(exc)}", status=resp.status_code
-            ) from exc
-
-
-def _short(exc: ValidationError) -> str:
-    # Locations and messages only: never the input values (a pod's env holds keys).
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-
 
 def _age_key(pod: Pod) -> tuple[int, float, str]:
     if pod.created_at is None:
         return (1, 0.0, pod.id)
     return (0, pod.created_at.timestamp(), pod.id)
+
 
 
 __all__ = ["OnRequest", "RunPodProvider"]

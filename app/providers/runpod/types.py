@@ -88,8 +88,36 @@ class PersistentMount(_Model):
     path: str | None = None
 
 
+class NetworkMount(_Model):
+    volume_id: str | None = None
+    path: str | None = None
+
+
 class PodMounts(_Model):
     persistent: PersistentMount | None = None
+    network: list[NetworkMount] | None = None
+
+
+class PodCluster(_Model):
+    """`components.schemas.PodCluster`: a member's cluster, rank and overlay address."""
+
+    id: str | None = None
+    rank: int | None = None  # null until assigned during provisioning
+    role: str | None = None
+    ip: str | None = None  # omitted until assigned
+
+
+class PodGlobalNetworking(_Model):
+    """`components.schemas.PodGlobalNetworking`."""
+
+    enabled: bool = False
+    ip: str | None = None
+    internal_dns: str | None = None
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _null_enabled(cls, v: object) -> object:
+        return False if v is None else v
 
 
 class Pod(_Model):
@@ -113,6 +141,8 @@ class Pod(_Model):
     runtime: PodRuntime | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
+    cluster: PodCluster | None = None
+    global_networking: PodGlobalNetworking | None = None
 
     @field_validator("cost", mode="before")
     @classmethod
@@ -134,6 +164,96 @@ class ListPodsResponse(_Model):
     """`components.schemas.ListPodsResponse`, plus `pagination` of the later generation."""
 
     pods: list[Pod] = Field(default_factory=list)
+    pagination: Pagination | None = None
+
+
+# --- Instant Clusters ---------------------------------------------------------
+
+
+class ClusterCompute(_Model):
+    """`components.schemas.ClusterCompute`."""
+
+    gpu_type_id: str | None = None
+    gpu_count_per_pod: int | None = None
+    pod_count: int | None = None
+
+
+class ClusterNetwork(_Model):
+    cidr: str | None = None
+    vxlan_id: int | None = None
+    vxlan_port: int | None = None
+
+
+class ClusterPrimary(_Model):
+    pod_id: str | None = None
+    status: str | None = None
+    ssh_endpoint: str | None = None
+
+
+class ClusterPodsSummary(_Model):
+    total: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("total", mode="before")
+    @classmethod
+    def _null_total(cls, v: object) -> object:
+        return 0 if v is None else v
+
+    @field_validator("by_status", mode="before")
+    @classmethod
+    def _counts(cls, v: object) -> object:
+        # Counts only: anything else in the map is dropped rather than failing the read.
+        if not isinstance(v, dict):
+            return {}
+        return {str(k): n for k, n in v.items() if isinstance(n, int) and not isinstance(n, bool)}
+
+
+class Cluster(_Model):
+    """`components.schemas.Cluster` (the summary; members come from `/clusters/{id}/pods`)."""
+
+    id: str
+    name: str = ""
+    type: str | None = None
+    compute: ClusterCompute = Field(default_factory=ClusterCompute)
+    data_center_id: str | None = None
+    pods: ClusterPodsSummary = Field(default_factory=ClusterPodsSummary)
+    network: ClusterNetwork | None = None
+    primary: ClusterPrimary | None = None
+    created_at: datetime | None = None
+
+    @field_validator("compute", "pods", mode="before")
+    @classmethod
+    def _null_obj(cls, v: object) -> object:
+        return {} if v is None else v
+
+    @field_validator("created_at", mode="wrap")
+    @classmethod
+    def _dates(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> datetime | None:
+        return _lenient_datetime(v, handler)
+
+
+class ListClustersResponse(_Model):
+    """`components.schemas.ListClustersResponse` (+ `pagination`, should it appear)."""
+
+    clusters: list[Cluster] = Field(default_factory=list)
+    pagination: Pagination | None = None
+
+
+# --- network volumes ----------------------------------------------------------
+
+
+class NetworkVolume(_Model):
+    """`components.schemas.NetworkVolume` (its data center is `dataCenter`)."""
+
+    id: str
+    name: str = ""
+    size: int | None = None
+    data_center: str | None = None
+    type: str | None = None
+
+
+class ListNetworkVolumesResponse(_Model):
+    network_volumes: list[NetworkVolume] = Field(default_factory=list)
     pagination: Pagination | None = None
 
 

@@ -1,14 +1,18 @@
-"""Request and response models of the HTTP API, with the limits callers are held to."""
+"""Clusters: the request a caller sends and the responses it gets, with the limits callers
+are held to."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from app.domain import pods
+from app.domain.billing import prices
 from app.settings import DEFAULT_IMAGE
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -52,17 +56,21 @@ class ClusterCreate(BaseModel):
     ]
     gpu_count: Annotated[int, Field(ge=1, le=8, description="GPUs per node")] = 1
     nodes: Annotated[int, Field(ge=1, le=64, description="Pods in the cluster")] = 1
-    cloud_type: Literal["secure", "community"] = "secure"
+    cloud_type: Literal["secure", "community"] = pods.CLOUD_TYPE  # type: ignore[assignment]
     allocation: Literal["on-demand", "spot", "spot-if-available"] = "on-demand"
-    image: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^\S+$")] = DEFAULT_IMAGE
-    container_disk_gb: Annotated[int, Field(ge=1, le=2000)] = 50
+    image: Annotated[
+        str | None,
+        Field(min_length=1, max_length=512, pattern=r"^\S+$",
+              description="Container image; unset: the deployment's HANGAR_DEFAULT_IMAGE"),
+    ] = None
+    container_disk_gb: Annotated[int, Field(ge=1, le=2000)] = pods.CONTAINER_DISK_GB
     volume_gb: Annotated[
         int, Field(ge=0, le=4000, description="0 for no volume; RunPod's minimum is 10")
-    ] = 20
+    ] = pods.VOLUME_GB
     volume_mount_path: Annotated[
         str, Field(min_length=2, max_length=255, pattern=r"^/[A-Za-z0-9._/-]*$")
-    ] = "/workspace"
-    ports: Annotated[list[str], Field(max_length=20)] = ["22/tcp"]
+    ] = pods.VOLUME_MOUNT_PATH
+    ports: Annotated[list[str], Field(max_length=20)] = list(pods.PORTS)
     env: Annotated[dict[str, str], Field(max_length=100)] = {}
     data_center_ids: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]],
@@ -107,8 +115,8 @@ class ClusterCreate(BaseModel):
                 raise ValueError(f"{p!r} is not 'PORT/tcp' or 'PORT/http' with PORT in 1-65535")
             if p not in out:
                 out.append(p)
-        if "22/tcp" not in out:
-            out.insert(0, "22/tcp")  # SSH is how Hangar bootstraps the node
+        if pods.SSH_PORT not in out:
+            out.insert(0, pods.SSH_PORT)  # SSH is how Hangar bootstraps the node
         return out
 
     @field_validator("env")
@@ -141,6 +149,18 @@ class ClusterCreate(BaseModel):
         if self.volume_gb and self.volume_mount_path == "/":
             raise ValueError("volume_mount_path cannot be '/'")
         return self
+
+
+class ClusterUpdate(BaseModel):
+    """What a caller may change on a live cluster."""
+
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"examples": [{"ttl_seconds": 7200}]})
+
+    ttl_seconds: Annotated[int | None, Field(
+        ge=1, le=30 * 24 * 3600,
+        description="Seconds from `ready_at` until the cluster is torn down; null: never. "
+        "An expiry already past tears it down now.")]
 
 
 def _strings(v: Any) -> list[str]:
@@ -240,72 +260,86 @@ class ClusterPage(BaseModel):
     next: str | None = Field(description="URL of the next page, or null")
 
 
-class EventOut(BaseModel):
-    id: int
-    type: str
-    data: dict[str, Any]
 
 
-class EventPage(BaseModel):
-    items: list[EventOut]
-    last_id: int = Field(description="Pass as `after` to continue")
-    finished: bool = Field(description="The cluster is terminal and every node terminated")
+# --- from rows to responses: the one encoder ----------------------------------------------
+#
+# Response field -> column, in response order. Both ways of answering use these: `to_out`
+# (ORM objects, for the rare writes that answer with the cluster) and the raw read path of
+# `GET /clusters[/{id}]` (app/api/readpath.py, rows straight from the driver). A new field
+# that is a column is one line here; a computed one goes into `node_view`/`cluster_view`.
+CLUSTER_COLUMNS: dict[str, str] = {
+    "id": "id", "name": "name", "status": "status", "reason": "reason",
+    "message": "message", "gpu_type": "gpu_type_id", "gpu_type_requested": "gpu_type",
+    "gpu_count": "gpu_count", "node_count": "node_count", "cloud_type": "cloud_type",
+    "allocation": "allocation", "image": "image", "container_disk_gb": "container_disk_gb",
+    "volume_gb": "volume_gb", "volume_mount_path": "volume_mount_path", "ports": "ports",
+    "env": "env", "data_center_ids": "data_center_ids", "setup": "setup",
+    "ttl_seconds": "ttl_seconds", "max_hourly_cost": "max_hourly_cost",
+    "ssh_public_key": "ssh_public_key", "created_at": "created_at", "ready_at": "ready_at",
+    "expires_at": "expires_at", "terminated_at": "terminated_at",
+}
+NODE_COLUMNS: dict[str, str] = {
+    "index": "index", "status": "status", "reason": "reason", "message": "message",
+    "pod_id": "pod_id", "public_ip": "public_ip", "ssh_port": "ssh_port",
+    "gpu_type": "gpu_type_id", "gpu_count": "gpu_count", "data_center_id": "data_center_id",
+    "hourly_rate": "hourly_rate", "started_at": "started_at", "ready_at": "ready_at",
+    "terminated_at": "terminated_at",
+}
+# Computed at response time from the nodes (prices move with the clock), in this order.
+PRICED_FIELDS = ("nodes", "hourly_rate", "accrued_cost")
+_ORDER = tuple(ClusterOut.model_fields)
+_AT = _ORDER.index("nodes")
+HEAD_FIELDS, TAIL_FIELDS = _ORDER[:_AT], _ORDER[_AT + len(PRICED_FIELDS):]
+# The node columns billing needs, read by the pricing of both paths.
+BILLING_COLUMNS = ("hourly_rate", "started_at", "terminated_at")
 
 
-class GpuTypeOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "NVIDIA GeForce RTX 4090", "display_name": "RTX 4090", "memory_gb": 24,
-        "secure": True, "community": True, "price_secure": 0.69, "price_community": 0.44,
-        "availability": "HIGH",
-        "data_centers": [{"id": "EU-RO-1", "availability": "HIGH"}],
-    }]})
-
-    id: str = Field(description="Catalog id: what `gpu_type` resolves to")
-    display_name: str
-    memory_gb: int | None = Field(description="GPU memory")
-    secure: bool = Field(description="Offered on the secure cloud")
-    community: bool = Field(description="Offered on the community cloud")
-    price_secure: float | None = Field(description="USD per GPU per hour, on-demand, secure")
-    price_community: float | None = Field(description="USD per GPU per hour, on-demand, community")
-    availability: str | None = Field(description="Best stock level: HIGH, MEDIUM, LOW or NONE")
-    data_centers: list[dict[str, str]] = Field(description="`id` and `availability` of each")
+def _check_encoder() -> None:
+    """The mappings match the models (checked at import, also under `python -O`)."""
+    if _ORDER[_AT:_AT + len(PRICED_FIELDS)] != PRICED_FIELDS:
+        raise RuntimeError(f"ClusterOut must list {PRICED_FIELDS} together, in that order")
+    if tuple(CLUSTER_COLUMNS) != HEAD_FIELDS + TAIL_FIELDS:
+        raise RuntimeError("CLUSTER_COLUMNS must list ClusterOut's column fields in its order")
+    if tuple(NODE_COLUMNS) != tuple(NodeOut.model_fields):
+        raise RuntimeError("NODE_COLUMNS must list NodeOut's fields in its order")
+    if not set(BILLING_COLUMNS) <= set(NODE_COLUMNS.values()):
+        raise RuntimeError("the billing columns must be read with the nodes")
 
 
-class FieldError(BaseModel):
-    field: str = Field(description="Dotted path of the offending field, e.g. `env.MY_VAR`")
-    message: str
+_check_encoder()
 
 
-class Problem(BaseModel):
-    """An error, as `application/problem+json` (RFC 9457). `code` is stable and
-    machine-readable; `detail` says what to change."""
+def node_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One node's response fields, in NodeOut's order, from its columns."""
+    return {field: row[column] for field, column in NODE_COLUMNS.items()}
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [{
-                "type": "https://hangar.dev/problems/unknown_gpu_type",
-                "title": "Unknown gpu type",
-                "status": 422,
-                "detail": "gpu_type 'rtx 9999' matches no GPU type; the catalog has: ...",
-                "code": "unknown_gpu_type",
-                "instance": "/clusters",
-                "request_id": "3f0c2a0d9b7e4f7c8d1e2a3b4c5d6e7f",
-            }]
-        },
-    )
 
-    type: str = Field(description="URI naming the problem type")
-    title: str
-    status: int
-    detail: str = Field(description="What went wrong and what to do about it")
-    code: str = Field(description="Machine-readable problem code")
-    instance: str | None = Field(default=None, description="The request path")
-    request_id: str | None = Field(default=None, description="Quote it when reporting")
-    errors: list[FieldError] | None = Field(
-        default=None, description="Invalid fields (code `invalid_request`)"
-    )
-    limit: str | None = Field(default=None, description="The team limit hit (429)")
-    candidates: list[str] | None = Field(
-        default=None, description="GPU types that match, or the catalog (422)"
-    )
+def billing_of(nodes: Sequence[Mapping[str, Any]]) -> tuple[tuple[Any, Any, Any], ...]:
+    """(hourly_rate, started_at, terminated_at) of each node row: what prices need."""
+    return tuple((n["hourly_rate"], n["started_at"], n["terminated_at"]) for n in nodes)
+
+
+def cluster_view(row: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]],
+                 now: datetime) -> dict[str, Any]:
+    """A cluster's response fields in ClusterOut's order, from its columns and its nodes'
+    columns, priced at `now`."""
+    hourly, accrued = prices(billing_of(nodes), now)
+    fields = {field: row[CLUSTER_COLUMNS[field]] for field in HEAD_FIELDS}
+    fields.update(nodes=[node_view(n) for n in nodes], hourly_rate=hourly,
+                  accrued_cost=accrued)
+    fields.update({field: row[CLUSTER_COLUMNS[field]] for field in TAIL_FIELDS})
+    return fields
+
+
+def columns_of(obj: Any, columns: Mapping[str, str]) -> dict[str, Any]:
+    """An ORM object's values of these columns (attributes carry the column names)."""
+    return {column: getattr(obj, column) for column in columns.values()}
+
+
+def to_out(cluster: Any, now: datetime | None = None) -> ClusterOut:
+    """The response for a cluster loaded as ORM objects (with its nodes)."""
+    now = now or datetime.now(UTC)
+    nodes = [columns_of(n, NODE_COLUMNS) for n in cluster.nodes]
+    return ClusterOut.model_validate(
+        cluster_view(columns_of(cluster, CLUSTER_COLUMNS), nodes, now))

@@ -1,5 +1,5 @@
-"""Helpers for the event-stream tests: a small SSE client over httpx, a cluster row made
-directly (no provider needed), and appending events the way the workers do."""
+"""Event-stream helpers: a small SSE client over httpx, a cluster row made directly (no
+provider needed), and appending events the way the workers do."""
 
 from __future__ import annotations
 
@@ -135,11 +135,3 @@ async def finish(sessionmaker: async_sessionmaker[AsyncSession], cluster_id: uui
     async with locked_cluster(sessionmaker, cluster_id, dispatcher) as tx:
         tx.request_delete()
     return tx.last_seq
-
-
-async def eventually(predicate, timeout: float = 5.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)

@@ -1,4 +1,4 @@
-"""The `hangar` command line: api, worker, migrate, dev, keys, simulator."""
+"""The server's commands: api, worker, migrate, dev, keys, simulator."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import time
 
 import typer
 
-cli = typer.Typer(help="Hangar: GPU clusters on demand.", no_args_is_help=True)
+cli = typer.Typer()
 keys = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 cli.add_typer(keys, name="keys")
+teams = typer.Typer(help="Manage teams and their limits.", no_args_is_help=True)
+cli.add_typer(teams, name="teams")
 
 SIM_KEY = "sim-key"
 
@@ -89,6 +91,8 @@ def keys_create(
     team: str = typer.Option(..., "--team", help="Team name; created if needed."),
 ) -> None:
     """Create an API token for a team. The token is printed once, alone on the last line."""
+    import asyncio
+
     from app.db.session import make_engine, make_sessionmaker
     from app.services.teams import create_token
 
@@ -107,12 +111,75 @@ def keys_create(
     typer.echo(asyncio.run(run()))
 
 
+def _limit(value: str | None, kind: type) -> tuple[bool, float | int | None]:
+    """(given, value) of a limit option: unset, "default" (back to the setting) or a number."""
+    if value is None:
+        return False, None
+    if value.strip().lower() in ("default", "none", "null"):
+        return True, None
+    try:
+        number = kind(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number (or 'default')") from None
+    if number < 0:
+        raise typer.BadParameter(f"{value!r} is negative")
+    return True, number
+
+
+@teams.command("set-limits")
+def teams_set_limits(
+    team: str = typer.Option(..., "--team", help="Team name; created if needed."),
+    max_live_clusters: str = typer.Option(None, help="A number, or 'default'."),
+    max_live_nodes: str = typer.Option(None, help="A number, or 'default'."),
+    max_hourly_spend: str = typer.Option(None, help="USD per hour, or 'default'."),
+    monthly_budget: str = typer.Option(
+        None, help="USD per UTC month (creates are refused once it is spent; running "
+        "clusters are not stopped), or 'default' (HANGAR_TEAM_MONTHLY_BUDGET)."),
+) -> None:
+    """Set a team's own limits (the rest keep theirs). 'default' clears an override."""
+    from sqlalchemy import update
+
+    from app.db.models import Team
+    from app.db.session import make_engine, make_sessionmaker
+    from app.services.limits import effective_limits
+    from app.services.teams import get_or_create_team
+
+    changes = {}
+    for name, value, kind in (("max_live_clusters", max_live_clusters, int),
+                              ("max_live_nodes", max_live_nodes, int),
+                              ("max_hourly_spend", max_hourly_spend, float),
+                              ("monthly_budget", monthly_budget, float)):
+        given, number = _limit(value, kind)
+        if given:
+            changes[name] = number
+    settings = _settings()
+
+    async def run() -> dict:
+        engine = make_engine(_database_url(), pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                row = await get_or_create_team(session, team)
+                if changes:
+                    await session.execute(update(Team).where(Team.id == row.id).values(**changes))
+                    await session.refresh(row)
+                return effective_limits(row, settings)
+        finally:
+            await engine.dispose()
+
+    limits = asyncio.run(run())
+    for name, limit in limits.items():
+        shown = "none" if limit.value is None else f"{limit.value:g}"
+        typer.echo(f"{name} {shown} ({limit.source})")
+
+
 @keys.command("revoke")
 def keys_revoke(
     token: str = typer.Argument(..., help="The token, or its displayed prefix."),
 ) -> None:
     """Revoke an API token, and tell the running API processes (through REDIS_URL) to drop
     it from their token caches."""
+    import asyncio
+
     from app.db.session import make_engine, make_sessionmaker
     from app.services.teams import announce_revoked, revoke_tokens
 
@@ -132,7 +199,8 @@ def keys_revoke(
         if not settings.redis_url:
             return len(hashes), f"REDIS_URL is not set, so it was not announced: {bound}"
         try:
-            heard = await announce_revoked(settings.redis_url, hashes)
+            heard = await announce_revoked(settings.redis_url, settings.redis_names.tokens,
+                                           hashes)
         except Exception as exc:  # Redis down or unreachable: the revocation still holds
             return len(hashes), f"could not announce it on Redis ({exc}): {bound}"
         return len(hashes), (f"announced to {heard} API process(es), which refuse it from "
@@ -228,11 +296,3 @@ def _wait_ready(url: str, children: list[subprocess.Popen], timeout: float) -> b
             pass
         time.sleep(0.1)
     return False
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    main()
