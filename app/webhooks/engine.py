@@ -288,8 +288,9 @@ class EndpointRun:
                 next_due = None
                 due_left = started_any = False
                 looked_at = time.monotonic()
+                excluded = list(self.lanes)  # their events are not read (lanes have them)
                 async with driver_connection(self.d.engine) as conn:
-                    rows = await conn.fetch(_PENDING, self.id, list(self.lanes), EVENT_BATCH)
+                    rows = await conn.fetch(_PENDING, self.id, excluded, EVENT_BATCH)
                 for cluster_id, group in itertools.groupby(rows, key=lambda r: r["cluster_id"]):
                     group = list(group)
                     first = group[0]
@@ -297,6 +298,9 @@ class EndpointRun:
                     if running is not None:
                         if first["last_event_seq"] > running.last_seq:
                             running.more = True
+                        continue
+                    if cluster_id in excluded:  # its lane ended during the look: again
+                        self.poke()
                         continue
                     at = first["next_attempt_at"]
                     if at is not None and at > now:
