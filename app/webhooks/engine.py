@@ -56,7 +56,7 @@ MAX_IN_FLIGHT = 8  # requests at once per endpoint
 EVENT_BATCH = 20  # events read per cluster at once
 IDLE_LINGER_S = 1.0  # a run waits this long for more events before letting go
 RUN_BUDGET_S = 30.0  # then it lets go and wakes itself again (others get the slot)
-QUIET_LOOK_S = 0.05  # how often a busy run of a failing receiver looks for new events
+QUIET_LOOK_S = 0.25  # how often a busy run of a failing receiver looks for new events
 ATTEMPTS_KEPT = timedelta(days=7)
 MAX_CLIENTS = 256  # HTTP clients kept per process (one per endpoint, least recent dropped)
 _background: set[asyncio.Task] = set()
@@ -286,7 +286,7 @@ class EndpointRun:
                 now = utcnow()
                 over_budget = time.monotonic() - started > RUN_BUDGET_S
                 next_due = None
-                due_left = started_any = False
+                due_left = False
                 looked_at = time.monotonic()
                 excluded = list(self.lanes)  # their events are not read (lanes have them)
                 async with driver_connection(self.d.engine) as conn:
@@ -320,7 +320,6 @@ class EndpointRun:
                         continue
                     self._start_lane(Lane(cluster_id, first["delivered_seq"], first["attempts"],
                                           events, more=len(events) >= EVENT_BATCH))
-                    started_any = True
                 if self.lanes:
                     last_busy = time.monotonic()
                     if over_budget:
@@ -338,10 +337,10 @@ class EndpointRun:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await self._poked.wait()
-                if self.failing and self.lanes and not started_any and not self.lost:
-                    # A failing receiver, busy, and the last look found nothing new (every
-                    # pending cluster has its lane, or waits for a retry): look at most every
-                    # QUIET_LOOK_S, not once per event.
+                if self.failing and self.lanes and not self.lost:
+                    # A failing receiver with attempts under way: look at most every
+                    # QUIET_LOOK_S, not once per event (its new events would mostly wait for
+                    # the same dead receiver; the healthy endpoints get the CPU).
                     await asyncio.sleep(max(looked_at + QUIET_LOOK_S - time.monotonic(), 0))
         except BaseException:
             await self._abandon_lanes()
