@@ -11,7 +11,7 @@ migrated with `hangar migrate`, one `hangar worker` and one `hangar api` process
 HTTP/1.1 server, so it is not the bottleneck) serving 5 healthy endpoints that answer 204
 at once and one dead endpoint that accepts connections and never answers.
 
-Two phases, each on clusters of its own (rows inserted directly, as bench/sse.py does;
+After an unmeasured warm-up, `--rounds` rounds of two phases, each on clusters of its own (rows inserted directly, as bench/sse.py does;
 their node never gets a pod): the webhooks are created through the API, then events are
 appended from this process with `locked_cluster` and the Dispatcher, the path workers use,
 round-robin over the clusters at `--rate` events per second (0: as fast as possible), one
@@ -19,7 +19,7 @@ per transaction; each event's commit time is taken right after its commit.
 
 1. `healthy`: 5 endpoints, every event to each.
 2. `with_dead`: the same 5 plus the dead one (its attempts time out after
-   HANGAR_WEBHOOK_TIMEOUT, 10 s, and are retried along the schedule).
+   HANGAR_WEBHOOK_TIMEOUT, 10 s, and are retried along the schedule); deleted after it.
 
 Figures: p50/p99/max commit -> receipt at the healthy endpoints, deliveries per second
 (healthy deliveries / first commit to last receipt), the worker's CPU per healthy
