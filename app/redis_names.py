@@ -25,6 +25,11 @@ class RedisNames:
         return f"{self.namespace}:events"
 
     @property
+    def webhooks(self) -> str:
+        """Channel of webhook endpoint changes: an endpoint id (app/webhooks/waker.py)."""
+        return f"{self.namespace}:webhooks"
+
+    @property
     def tokens(self) -> str:
         """Channel of revoked API tokens: their hashes (app/services/teams.py)."""
         return f"{self.namespace}:tokens"

@@ -59,6 +59,17 @@ def async_database_url(url: str) -> str:
     return url
 
 
+def parse_schedule(text: str) -> list[float]:
+    """"5,300,1800" -> [5.0, 300.0, 1800.0]; empty: no retries."""
+    try:
+        delays = [float(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise ValueError(f"expected comma-separated seconds, e.g. 5,300,1800; got {text!r}") from None
+    if any(not 0 <= d <= 7 * 86400 for d in delays):
+        raise ValueError("each delay must be between 0 and 604800 seconds")
+    return delays
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
@@ -151,6 +162,20 @@ class Settings(BaseSettings):
                                        alias="HANGAR_HTTP_MAX_HEADER_BYTES")
     # Seconds an idle keep-alive connection stays open after a response.
     http_keepalive_s: int = Field(default=5, ge=1, alias="HANGAR_HTTP_KEEPALIVE")
+    # Webhooks (docs/webhooks.md)
+    # Allow URLs that resolve to loopback or private addresses, and plain http (link-local
+    # and cloud metadata addresses are refused always).
+    webhook_allow_private: bool = Field(default=False, alias="HANGAR_WEBHOOK_ALLOW_PRIVATE")
+    # Seconds between delivery attempts after a failure; after the last, the event is failed.
+    webhook_retry_schedule: str = Field(default="5,300,1800,7200,18000,36000",
+                                        alias="HANGAR_WEBHOOK_RETRY_SCHEDULE")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, alias="HANGAR_WEBHOOK_TIMEOUT")
+    # An endpoint failing (no success) for this long is disabled.
+    webhook_disable_after_s: float = Field(default=3 * 86400, gt=0,
+                                           alias="HANGAR_WEBHOOK_DISABLE_AFTER")
+    # One delivery job per endpoint holds this lease (renewed while it runs); a killed
+    # worker's endpoint is taken over once it lapses.
+    webhook_lease_s: float = Field(default=30.0, ge=2, alias="HANGAR_WEBHOOK_LEASE_SECONDS")
 
     # Browsers (docs/browser.md): origins a page may call the API from (none by default).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
@@ -169,6 +194,16 @@ class Settings(BaseSettings):
     @classmethod
     def _asyncpg(cls, v: str | None) -> str | None:
         return async_database_url(v) if v else v
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        parse_schedule(v)
+        return v
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        return parse_schedule(self.webhook_retry_schedule)
 
     @model_validator(mode="after")
     def _calls_fit_in_jobs(self) -> Settings:

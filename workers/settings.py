@@ -9,6 +9,8 @@ from arq.connections import RedisSettings
 
 from app.metrics import timed_job
 from app.settings import Settings
+from app.webhooks.engine import RUN_BUDGET_S
+from workers import webhooks
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans
 from workers.housekeeping import budget_alerts, purge_events
@@ -37,6 +39,10 @@ def job_timeouts(settings: Settings) -> dict[str, float]:
         "sweep_orphans": 120,
         "budget_alerts": 60,
         "purge_events": 300,
+        # A run lasts at most RUN_BUDGET_S, then its lanes finish the attempt under way.
+        "deliver_webhooks": RUN_BUDGET_S + settings.webhook_timeout_s + 20,
+        "sweep_webhooks": 30,
+        "prune_webhooks": 60,
     }
 
 
@@ -48,6 +54,11 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         await startup(ctx, settings)
+        await webhooks.startup(ctx, settings)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await webhooks.shutdown(ctx)
+        await shutdown(ctx)
 
     def job(fn):
         # Results are not kept: jobs report through rows and events; job ids can be reused.
@@ -58,15 +69,23 @@ def worker_options(settings: Settings) -> dict[str, Any]:
                     unique=True, timeout=timeouts[fn.__name__], **when)
 
     return dict(
-        functions=[job(node_step), job(poll_starting), job(expire_cluster)],
+        functions=[
+            job(node_step), job(poll_starting), job(expire_cluster),
+            # A webhook run: never retried by arq (the rows say what is left; the sweep
+            # wakes the endpoint again).
+            func(timed_job(webhooks.deliver_webhooks), keep_result=0, max_tries=1,
+                 timeout=timeouts["deliver_webhooks"]),
+        ],
         cron_jobs=[
             every(reconcile, second=_every(settings.reconcile_interval_s), run_at_startup=True),
             every(sweep_orphans, second={0, 30}),
             every(budget_alerts, second={45}),
             every(purge_events, minute=set(range(3, 60, 10)), second={15}),
+            every(webhooks.sweep_webhooks, second=_every(settings.reconcile_interval_s)),
+            every(webhooks.prune_webhooks, second={25, 55}),
         ],
         on_startup=on_startup,
-        on_shutdown=shutdown,
+        on_shutdown=on_shutdown,
         on_redis_back=after_redis_outage,  # workers/runner.py: HangarWorker
         redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0"),
         queue_name=names.queue,

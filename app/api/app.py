@@ -23,6 +23,7 @@ from app.api.routes import (
     network_volumes,
     spend,
     stream_tokens,
+    webhooks,
 )
 from app.api.routes import metrics as metrics_route
 from app.db.session import make_engine, make_sessionmaker
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(clusters.router.routes)
     for router in (events.router, stream_tokens.router, gpu_types.router,
                    network_volumes.router, spend.router,
-                   health.router, metrics_route.router):
+                   health.router, metrics_route.router, webhooks.router):
         app.include_router(router)
     app.router.routes.extend(ui_routes())  # the dashboard at /ui (app/ui/)
     docs_pages.install(app)
@@ -108,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 # The order of the OpenAPI document's paths.
 ROUTERS = (health.router, metrics_route.router, clusters.router, events.router,
-           stream_tokens.router, gpu_types.router, network_volumes.router, spend.router)
+           stream_tokens.router, gpu_types.router, network_volumes.router, spend.router,
+           webhooks.router)
 
 
 DESCRIPTION = """\

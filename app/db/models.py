@@ -252,3 +252,82 @@ class IdempotencyKey(Base):
     response_body: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime]
+
+
+# --- webhooks (docs/webhooks.md) ------------------------------------------------------------
+
+
+class WebhookEndpoint(Base):
+    """A team's webhook receiver. The secret is stored encrypted (Fernet, like SSH keys).
+
+    `lease_owner`/`lease_until`: the one delivery job working on this endpoint; `wake_gen`
+    moves whenever a job finds the lease taken, so the holder looks again before letting go
+    (no wake-up is lost between its last look and its release)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_team_created", "team_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]]  # type patterns: "*", "cluster.*", "node.ready", ...
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Failing without a success since then; past HANGAR_WEBHOOK_DISABLE_AFTER: disabled.
+    failing_since: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # Delivery scheduling: the sweep re-enqueues endpoints whose next_run_at is overdue.
+    next_run_at: Mapped[datetime | None]
+    lease_owner: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    lease_until: Mapped[datetime | None]
+    wake_gen: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookCursor(Base):
+    """Where one endpoint stands in one cluster's events: every event up to `delivered_seq`
+    is done (delivered, abandoned after its retries, or not matching the filter). Event ids
+    grow per cluster in commit order, so reading `seq > delivered_seq` never skips one.
+
+    A row exists for every (endpoint, cluster) pair where the cluster could still produce
+    events the endpoint must get: created with the endpoint for the team's unfinished
+    clusters (at their newest event), and for a cluster created later by a database
+    trigger on `clusters` (at 0), so a cluster's first event can never slip past. The sweep
+    deletes rows of finished clusters once everything is done."""
+
+    __tablename__ = "webhook_cursors"
+    __table_args__ = (Index("ix_webhook_cursors_cluster_id", "cluster_id"),)
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    cluster_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivered_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The next matching event after delivered_seq: failed attempts so far, not before when.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One delivery attempt (what `GET /webhooks/{id}/deliveries` lists). Pruned by age."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        Index("ix_webhook_attempts_endpoint_id", "endpoint_id", "id"),
+        Index("ix_webhook_attempts_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(128))  # "<cluster_id>:<seq>" = webhook-id
+    type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    next_attempt_at: Mapped[datetime | None]

@@ -321,14 +321,21 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
                        ("/clusters/{cluster_id}", "get"), ("/clusters/{cluster_id}", "delete"),
                        ("/clusters/{cluster_id}", "patch"),
                        ("/clusters/{cluster_id}/stream-tokens", "post"), ("/gpu-types", "get"),
-                       ("/network-volumes", "get"), ("/team", "get"), ("/usage", "get")}
+                       ("/network-volumes", "get"), ("/team", "get"), ("/usage", "get"),
+                       ("/webhooks", "post"), ("/webhooks", "get"),
+                       ("/webhooks/{webhook_id}", "get"), ("/webhooks/{webhook_id}", "delete"),
+                       ("/webhooks/{webhook_id}/deliveries", "get"),
+                       ("/webhooks/{webhook_id}/test", "post")}
     # The event stream also takes a stream token (browsers' EventSource).
     assert doc["paths"]["/clusters/{cluster_id}/events"]["get"]["security"] == [
         {"HTTPBearer": []}, {"StreamToken": []}]
     assert list(doc["paths"]) == ["/healthz", "/readyz", "/metrics", "/clusters",
                                   "/clusters/{cluster_id}", "/clusters/{cluster_id}/events",
                                   "/clusters/{cluster_id}/stream-tokens", "/gpu-types",
-                                  "/network-volumes", "/team", "/usage"]
+                                  "/network-volumes", "/team", "/usage", "/webhooks",
+                                  "/webhooks/{webhook_id}",
+                                  "/webhooks/{webhook_id}/deliveries",
+                                  "/webhooks/{webhook_id}/test"]
     op = doc["paths"]["/clusters/{cluster_id}"]["get"]
     assert [k for k in op if k != "description"][:5] == ["tags", "summary", "operationId",
                                                          "security", "parameters"]

@@ -130,3 +130,16 @@ def test_usage_short() -> None:
                          "--requests", "2", "--months", "2")
     assert figures["nodes"] == 600 and figures["month_cost"] > 0
     assert figures["day_p50_ms"] > 0 and figures["team_p50_ms"] > 0
+
+
+def test_webhooks_short(services) -> None:
+    f = run_script("webhooks.py", "--clusters", "4", "--events", "5", "--rate", "0",
+                   "--timeout", "2")
+    for phase in ("healthy", "with_dead"):
+        p = f[phase]
+        assert p["healthy_deliveries"] == 4 * 5 * 5, p
+        assert p["lost"] == 0 and p["duplicates"] == 0 and p["out_of_order"] == 0, p
+        assert p["latency_ms"]["p99"] is not None and p["deliveries_per_s"] > 0
+        assert p["worker_cpu_ms_per_delivery"] > 0
+    assert f["dead_endpoint"]["connections"] >= 1  # the dead endpoint was tried
+    assert f["p99_ratio_with_dead"] is not None and f["machine_speed_ms"] > 0
