@@ -4,13 +4,11 @@ whose address became a refused one after the webhook was created."""
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from standardwebhooks import Webhook
 
-from tests.pipeline.test_crash_safety import start_worker_process
 from tests.support.events import append, make_cluster
-from tests.support.stack import RunningWorker, clear_namespace
+from tests.support.stack import RunningWorker, WorkerProcesses, clear_namespace
 from tests.webhooks.conftest import create_webhook, wait_until
 
 
@@ -20,22 +18,19 @@ async def test_worker_killed_mid_delivery_delivers_again(clients, receiver, wh_s
     hook = await create_webhook(alpha, receiver.url)
     cid = await make_cluster(db, alpha.team_id)
     receiver.delays[f"{cid}:2"] = 60.0  # the first attempt of event 2 never gets an answer
-    procs = [await start_worker_process(wh_settings)]
+    workers = WorkerProcesses(wh_settings)
+    await workers.start()
     try:
         await append(db, cid, 3, dispatcher)
         await wait_until(lambda: f"{cid}:2" in receiver.ids(), timeout=30)
         await asyncio.sleep(0.2)
-        procs[0].send_signal(signal.SIGKILL)  # mid-delivery: the request is in flight
-        await procs[0].wait()
+        await workers.kill()  # mid-delivery: the request is in flight
         assert receiver.delivered(cid) == [1, 2]
 
-        procs.append(await start_worker_process(wh_settings))
+        await workers.start()
         await wait_until(lambda: len(receiver.delivered(cid)) == 4, timeout=30)
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
+        await workers.stop()
     counts = receiver.counts()
     assert counts[f"{cid}:2"] == 2, "sent again after the kill, with the same webhook-id"
     assert receiver.delivered(cid) == [1, 2, 3, 4]
