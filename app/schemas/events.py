@@ -12,11 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.domain.status import ClusterStatus, NodeStatus, Reason
-
-ClusterStatusName = Literal[tuple(s.value for s in ClusterStatus)]  # type: ignore[valid-type]
-NodeStatusName = Literal[tuple(s.value for s in NodeStatus)]  # type: ignore[valid-type]
-ReasonName = Literal[tuple(r.value for r in Reason)]  # type: ignore[valid-type]
+from app.domain.status import ClusterStatus, NodeStatus
+from app.schemas.enums import ClusterStatusName, NodeStatusName, ReasonName
 
 
 class _Data(BaseModel):

@@ -15,7 +15,8 @@ from app.domain.errors import Conflict, NotFound
 from app.domain.secrets import encrypt_secrets
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.providers.base import Provider
-from app.schemas.clusters import ClusterCreate, ClusterOut, to_out
+from app.schemas.cluster_request import ClusterCreate
+from app.schemas.clusters import ClusterOut, to_out
 from app.services import idempotency
 from app.services.dispatch import Dispatcher
 from app.services.limits import check_team_limits

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.models import IdempotencyKey
 from app.domain.crypto import Keyring
 from app.domain.errors import Conflict, InvalidRequest
-from app.schemas.clusters import ClusterCreate
+from app.schemas.cluster_request import ClusterCreate
 
 # Creating a cluster takes seconds (a catalog read and one transaction).
 ABANDONED_AFTER = timedelta(minutes=2)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from app.domain.errors import InvalidRequest, ProviderUnavailable
 from app.providers.base import GpuType, NetworkVolume, Provider, ProviderError
-from app.schemas.clusters import ClusterCreate
+from app.schemas.cluster_request import ClusterCreate
 from app.services.quotes import placements_for
 
 

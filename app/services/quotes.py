@@ -12,7 +12,7 @@ from app.providers.base import (
     Provider,
     ProviderError,
 )
-from app.schemas.clusters import ClusterCreate
+from app.schemas.cluster_request import ClusterCreate
 
 AVAILABILITY_RANK = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
 

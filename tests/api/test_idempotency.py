@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import func, select, update
 
 from app.db.models import Cluster, IdempotencyKey, Team
-from app.schemas.clusters import ClusterCreate
+from app.schemas.cluster_request import ClusterCreate
 from app.services.clusters import with_defaults
 from app.services.idempotency import request_hash
 from tests.support.stack import VALID, assert_problem

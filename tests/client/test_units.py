@@ -42,7 +42,8 @@ from hangar_client._sse import Comment, Message, SSEDecoder
 from app.api.routes.stream_tokens import StreamTokenOut
 from app.schemas import catalog, events, spend
 from app.schemas.catalog import GpuTypeOut
-from app.schemas.clusters import ClusterCreate, ClusterOut, NodeOut
+from app.schemas.cluster_request import ClusterCreate
+from app.schemas.clusters import ClusterOut, NodeOut
 from app.schemas.network_volumes import NetworkVolumeOut
 
 URL = "http://hangar.test"

@@ -18,15 +18,9 @@ from app.api.readcache import ClusterReadCache
 from app.api.routing import LeanRoute
 from app.db.session import driver_connection
 from app.domain.errors import NotFound
-from app.schemas.clusters import (
-    EXAMPLE_REQUEST,
-    ClusterCreate,
-    ClusterOut,
-    ClusterPage,
-    ClusterStatusName,
-    ClusterUpdate,
-    to_out,
-)
+from app.schemas.cluster_request import EXAMPLE_REQUEST, ClusterCreate, ClusterUpdate
+from app.schemas.clusters import ClusterOut, ClusterPage, to_out
+from app.schemas.enums import ClusterStatusName
 from app.services import clusters as svc
 
 router = APIRouter(prefix="/clusters", tags=["clusters"])
