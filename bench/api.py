@@ -82,6 +82,9 @@ def parse_args(argv: list[str] | None = None):
                    help="finished clusters in the large history team")
     p.add_argument("--history-live", type=int, default=5,
                    help="ready clusters in each history team (the live filter's page)")
+    p.add_argument("--only", default="", metavar="NAME,...",
+                   help="measure only these targets (bare, get_cluster, list_clusters, "
+                   "list_history_small, list_history_large, list_large_live, get_cluster_304)")
     p.add_argument("--ui", choices=("auto", "yes", "no"), default="auto",
                    help="measure the dashboard's first load in Chromium (auto: if installed)")
     return p.parse_args(argv)
@@ -255,6 +258,8 @@ async def main_async(args) -> int:
         }
         if args.raw:  # a reference read path, not Hangar's API (see bench/bare_app.py)
             targets["raw_cluster_read"] = (f"http://127.0.0.1:{port}/raw/clusters/{ids[0]}", {})
+        if args.only:
+            targets = {k: v for k, v in targets.items() if k in args.only.split(",")}
         async with httpx.AsyncClient(timeout=10) as c:  # warm up, and check the answers
             for name, (url, headers) in targets.items():
                 for _ in range(20):

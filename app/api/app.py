@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="GPU clusters on demand: POST a cluster, get pods that run your setup.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Hangar's metrics are Prometheus' (app/metrics.py); FastAPI's OpenTelemetry hooks
+        # would cost every request a look at the environment for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,  # /docs and /redoc from assets in the package: app/api/docs_pages.py
         redoc_url=None,
     )

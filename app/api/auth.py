@@ -70,25 +70,27 @@ class TokenCache:
 
     async def caller(self, digest: str) -> Caller | None:
         """The caller owning the token with this hash, or None (unknown or revoked)."""
+        return self.hit(digest) or await self.lookup(digest)
+
+    def hit(self, digest: str) -> Caller | None:
+        """The caller from the cache (no query), or None: not cached, or expired."""
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        now = time.monotonic()
+        if now >= entry.expires:
+            del self._entries[digest]
+            return None
+        if now - entry.touched > LAST_USED_RESOLUTION.total_seconds():
+            entry.touched = now
+            self._touch_later(entry.caller.token_id)
+        return entry.caller
+
+    async def lookup(self, digest: str) -> Caller | None:
+        """The caller from the database (concurrent lookups of one token share a read)."""
         if self.ttl_s <= 0:
             return await self._lookup(digest, self._generation)
-        entry = self._entries.get(digest)
-        if entry is not None:
-            now = time.monotonic()
-            if now < entry.expires:
-                if now - entry.touched > LAST_USED_RESOLUTION.total_seconds():
-                    entry.touched = now
-                    self._touch_later(entry.caller.token_id)
-                return entry.caller
-            del self._entries[digest]
         return await self._flights.run(digest, partial(self._lookup, digest, self._generation))
-
-    def cached(self, digest: str) -> Caller | None:
-        """The caller if this process accepted the token within the cache's TTL; no query."""
-        entry = self._entries.get(digest)
-        if entry is None or time.monotonic() >= entry.expires:
-            return None
-        return entry.caller
 
     async def _lookup(self, digest: str, generation: int) -> Caller | None:
         started = time.monotonic()

@@ -84,22 +84,24 @@ async def get_caller(request: Request) -> Caller:
     if not scheme or not token or scheme.lower() != "bearer":
         raise _unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
     digest = hash_token(token)
-    tokens, throttle = request.app.state.tokens, request.app.state.auth_throttle
+    state = request.app.state
+    tokens = state.tokens
+    caller = tokens.hit(digest)  # a token this process accepted recently: no query
+    if caller is not None:
+        return caller
+    throttle = state.auth_throttle
     address = request.client.host if request.client else "unknown"
     wait = throttle.retry_after(address)
     if wait is not None:
         # Too many unknown tokens from this address (app/api/abuse.py): no more lookups for
-        # a while; a token this process accepted recently still works.
-        caller = tokens.cached(digest)
-        if caller is None:
-            raise ApiError(
-                429, "too_many_failed_authentications",
-                f"Too many requests with unknown or revoked tokens from your address; retry "
-                f"after {wait} s with a valid token.",
-                title="Too many failed authentications", headers={"Retry-After": str(wait)},
-                limit="failed_authentications")
-        return caller
-    caller = await tokens.caller(digest)
+        # a while (a token this process accepted recently still works, above).
+        raise ApiError(
+            429, "too_many_failed_authentications",
+            f"Too many requests with unknown or revoked tokens from your address; retry "
+            f"after {wait} s with a valid token.",
+            title="Too many failed authentications", headers={"Retry-After": str(wait)},
+            limit="failed_authentications")
+    caller = await tokens.lookup(digest)
     if caller is None:
         throttle.failed(address)
         raise _unauthorized("The API token is unknown or revoked.")

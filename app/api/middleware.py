@@ -188,7 +188,9 @@ class RequestContextMiddleware:
             template = getattr(route, "path", None) or metrics.UNMATCHED_ROUTE
             elapsed = time.perf_counter() - started
             metrics.observe_request(scope["method"], template, status, elapsed)
-            level = "debug" if template in _QUIET_ROUTES and status < 400 else "info"
+            # Health checks and revalidations (304: nothing changed) are polling noise.
+            quiet = status == 304 or (template in _QUIET_ROUTES and status < 400)
+            level = "debug" if quiet else "info"
             access_log(level, "request", method=scope["method"], route=template,
                        status=status, duration_ms=round(elapsed * 1000, 1))
 

@@ -10,6 +10,7 @@ the responses are the bytes `to_out(...)` gives (tests compare them).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from typing_extensions import TypedDict
 
 from app.db.models import Cluster, Node
-from app.domain.billing import Billing, prices
+from app.domain.billing import Billing, is_billing, prices
 from app.schemas.clusters import (
     CLUSTER_COLUMNS,
     HEAD_FIELDS,
@@ -118,6 +119,8 @@ class EncodedCluster:
     head: bytes  # b'{"id":...,"ssh_public_key":"..."' (ClusterOut's fields before nodes)
     nodes: bytes  # b'[{"index":0,...},...]'
     tail: bytes  # b'"created_at":...,"terminated_at":...}' (the fields after the prices)
+    digest: str  # of head, nodes and tail: the state an ETag names (app/api/etags.py)
+    bills: bool  # a node bills now: the response's cost moves with the clock
 
 
 def row_of(record: Any) -> ClusterRow:
@@ -133,14 +136,21 @@ def row_of(record: Any) -> ClusterRow:
 
 def encode(row: ClusterRow) -> EncodedCluster:
     cols = row.columns
+    head = _HEAD_JSON.dump_json({f: cols[CLUSTER_COLUMNS[f]] for f in HEAD_FIELDS})[:-1]
+    nodes = _NODES_JSON.dump_json([node_view(n) for n in row.nodes])
+    tail = _TAIL_JSON.dump_json({f: cols[CLUSTER_COLUMNS[f]] for f in TAIL_FIELDS})[1:]
+    return encoded(row.team_id, row.id, billing_of(row.nodes), head, nodes, tail)
+
+
+def encoded(team_id: uuid.UUID, cluster_id: uuid.UUID, billing: tuple[Billing, ...],
+            head: bytes, nodes: bytes, tail: bytes) -> EncodedCluster:
+    """An `EncodedCluster` of these parts, with what its ETag needs worked out once."""
+    digest = hashlib.blake2b(head, digest_size=12)
+    digest.update(nodes)
+    digest.update(tail)
     return EncodedCluster(
-        team_id=row.team_id,
-        id=row.id,
-        billing=billing_of(row.nodes),
-        head=_HEAD_JSON.dump_json({f: cols[CLUSTER_COLUMNS[f]] for f in HEAD_FIELDS})[:-1],
-        nodes=_NODES_JSON.dump_json([node_view(n) for n in row.nodes]),
-        tail=_TAIL_JSON.dump_json({f: cols[CLUSTER_COLUMNS[f]] for f in TAIL_FIELDS})[1:],
-    )
+        team_id=team_id, id=cluster_id, billing=billing, head=head, nodes=nodes, tail=tail,
+        digest=digest.hexdigest(), bills=any(is_billing(*node) for node in billing))
 
 
 async def read_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> EncodedCluster | None:

@@ -48,49 +48,59 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._max_header_bytes = (config.h11_max_incomplete_event_size
                                   or DEFAULT_MAX_HEADER_BYTES)
         self._header_bytes = 0
-        self._header_timer: asyncio.TimerHandle | None = None
         self._too_large = False
+        # When the connection started waiting for a request's headers (None: it is not).
+        # One timer per connection checks it, not one per request: a keep-alive connection
+        # serving thousands of requests costs two assignments each, not a timer each.
+        self._waiting_since: float | None = None
+        self._header_timer: asyncio.TimerHandle | None = None
 
     # --- time to headers ------------------------------------------------------------
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_timer = self.loop.call_later(self._header_timeout, self._headers_late)
+    def _wait_for_headers(self) -> None:
+        self._waiting_since = self.loop.time()
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self._header_timeout, self._check)
 
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_late(self) -> None:
+    def _check(self) -> None:
         self._header_timer = None
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._waiting_since is None:  # a request is being read or answered
+            self._header_timer = self.loop.call_later(self._header_timeout, self._check)
+            return
+        late = self.loop.time() - self._waiting_since - self._header_timeout
+        if late >= 0:
             self.transport.write(_answer(b"408 Request Timeout"))
             self.transport.close()
+            return
+        self._header_timer = self.loop.call_later(-late, self._check)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._wait_for_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():
-            self._arm()  # the next request's headers are due in time too
+            self._wait_for_headers()  # the next request's headers are due in time too
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._waiting_since = None
         super().on_headers_complete()
 
     # --- header size ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._header_bytes = 0
-        if self._header_timer is None:
-            self._arm()  # a pipelined request
+        if self._waiting_since is None:
+            self._wait_for_headers()  # a pipelined request
         super().on_message_begin()
 
     def _count(self, n: int) -> None:
@@ -113,7 +123,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if not self._too_large:
             super().send_400_response(msg)
             return
-        self._disarm()
+        self._waiting_since = None
         self.transport.write(_answer(b"431 Request Header Fields Too Large"))
         self.transport.close()
 

@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import update
 
 from app.api.etags import BUCKET_S, cluster_etag, page_etag
-from app.api.readpath import EncodedCluster, page_json, row_of
+from app.api.readpath import EncodedCluster, encoded, page_json, row_of
 from app.db.models import Node
 from tests.support.events import finish, make_cluster
 
@@ -100,10 +100,9 @@ async def test_list_clusters_revalidates(db, client_for) -> None:
 
 def _encoded(billing: bool, **head) -> EncodedCluster:
     started = T0 - timedelta(hours=1)
-    return EncodedCluster(team_id=uuid.uuid4(), id=uuid.uuid4(),
-                          billing=((0.69, started, None if billing else T0),),
-                          head=json.dumps({"id": "x", **head}).encode()[:-1], nodes=b"[]",
-                          tail=b'"terminated_at":null}')
+    return encoded(uuid.uuid4(), uuid.uuid4(), ((0.69, started, None if billing else T0),),
+                   json.dumps({"id": "x", **head}).encode()[:-1], b"[]",
+                   b'"terminated_at":null}')
 
 
 def test_a_billing_clusters_tag_moves_with_the_bucket_only() -> None:
