@@ -85,8 +85,8 @@ SSE_SUBSCRIBERS = Gauge(
 )
 READ_CACHE_LOOKUPS = Counter(
     "hangar_read_cache_lookups_total",
-    "GET /clusters/{id} reads by where they were served from: hit (this process's read "
-    "cache) or miss (the database). Updated at scrape time.",
+    "Clusters read for GET /clusters/{id} and GET /clusters pages, by where they came "
+    "from: hit (this process's read cache) or miss (the database). Updated at scrape time.",
     ["result"],
 )
 READ_CACHE_ENTRIES = Gauge(

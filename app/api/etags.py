@@ -17,22 +17,15 @@ until their rows change.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.readpath import ClusterRow, EncodedCluster
-from app.domain.billing import Billing, is_billing
-from app.schemas.clusters import billing_of
+from app.api.readpath import EncodedCluster
 
 BUCKET_S = 10
-_ACCRUED = re.compile(rb'"accrued_cost":-?[0-9][0-9.eE+-]*')
-
-def _billing(billing: Iterable[Billing]) -> bool:
-    return any(is_billing(*node) for node in billing)
 
 
 def _tag(digest: str, billing: bool, now: datetime) -> str:
@@ -47,13 +40,15 @@ def cluster_etag(row: EncodedCluster, now: datetime) -> str:
     return _tag(row.digest, row.bills, now)
 
 
-def page_etag(body: bytes, rows: Iterable[ClusterRow], now: datetime) -> str:
-    """The tag of a `GET /clusters` page: its body without the `accrued_cost` figures
-    (outside strings, `"accrued_cost":` is only ever that key, and a number follows it),
-    and the time bucket while any cluster on it bills."""
-    digest = hashlib.blake2b(_ACCRUED.sub(b"", body), digest_size=12).hexdigest()
-    billing = any(_billing(billing_of(r.nodes)) for r in rows)
-    return _tag(digest, billing, now)
+def page_etag(clusters: Sequence[EncodedCluster], next_url: str | None,
+              now: datetime) -> str:
+    """The tag of a `GET /clusters` page: its clusters' states (their digests, in order),
+    where the next page starts, and the time bucket while any cluster on it bills."""
+    digest = hashlib.blake2b(digest_size=12)
+    for cluster in clusters:
+        digest.update(cluster.digest.encode())
+    digest.update(b"|" + (next_url or "").encode())
+    return _tag(digest.hexdigest(), any(c.bills for c in clusters), now)
 
 
 def fresh(request: Request, etag: str) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -120,6 +120,31 @@ class ClusterReadCache:
         if row is not None:
             self.put(cluster_id, ticket, row)
         return row
+
+    async def get_page(
+        self, wanted: Sequence[tuple[uuid.UUID, str]],
+        load: Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, EncodedCluster]]],
+    ) -> list[EncodedCluster]:
+        """The clusters of a `GET /clusters` page, in order: (id, status) as the page's
+        query saw them. A cached entry serves only if its status is that one (a page
+        filtered by status never shows one it excludes); the others are read with one
+        `load(ids)` and stored when nothing invalidated them meanwhile. A cluster that
+        `load` no longer finds is left out."""
+        found: dict[uuid.UUID, EncodedCluster] = {}
+        tickets: dict[uuid.UUID, Ticket | None] = {}
+        for cluster_id, status in wanted:
+            row = self.get(cluster_id)
+            if row is not None and row.status == status:
+                found[cluster_id] = row
+                continue
+            if row is not None:  # older (or newer) than the page's query: read again
+                self.invalidate(cluster_id)
+            tickets[cluster_id] = self.ticket(cluster_id)  # before the query: see `put`
+        if tickets:
+            for cluster_id, row in (await load(list(tickets))).items():
+                self.put(cluster_id, tickets.get(cluster_id), row)
+                found[cluster_id] = row
+        return [found[cid] for cid, _ in wanted if cid in found]
 
     def ticket(self, cluster_id: uuid.UUID) -> Ticket | None:
         """Call before reading the cluster; None when the read cannot be stored."""

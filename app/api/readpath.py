@@ -1,7 +1,8 @@
 """The read path of `GET /clusters/{id}` and `GET /clusters` (docs/read-path.md).
 
-One statement per read, run on the driver connection: the cluster's columns and its nodes
-as an array of row values ordered by index. No ORM objects, no per-statement SQLAlchemy
+Statements run on the driver connection: a cluster's (or a page's clusters') columns and
+its nodes as an array of row values ordered by index, and a page's order (`read_page`:
+ids only; the clusters come from the read cache or `read_clusters`). No ORM objects, no per-statement SQLAlchemy
 work (a Core execute costs ~3x the driver's own CPU here), and one snapshot for the cluster
 and its nodes. The columns and the encoding come from the one encoder beside the models
 (`app/schemas/clusters.py`: CLUSTER_COLUMNS, NODE_COLUMNS, node_view, cluster_view), so
@@ -25,6 +26,7 @@ from typing_extensions import TypedDict
 
 from app.db.models import Cluster, Node
 from app.domain.billing import Billing, is_billing, prices
+from app.domain.status import ClusterStatus
 from app.schemas.clusters import (
     CLUSTER_COLUMNS,
     HEAD_FIELDS,
@@ -34,12 +36,12 @@ from app.schemas.clusters import (
     ClusterPage,
     NodeOut,
     billing_of,
-    cluster_view,
     node_view,
 )
 from app.services.state import utcnow
 
 _CLUSTER_COLS = tuple(CLUSTER_COLUMNS.values())
+_STATUSES = frozenset(s.value for s in ClusterStatus)
 _NODE_COLS = tuple(NODE_COLUMNS.values())
 # JSONB arrives as text on the driver connection.
 _JSON_COLS = frozenset(c for c in _CLUSTER_COLS if isinstance(Cluster.__table__.c[c].type, JSONB))
@@ -64,6 +66,7 @@ _SELECT = (
     + " FROM clusters c"
 )
 READ_ONE_SQL = _SELECT + " WHERE c.id = $1"
+READ_MANY_SQL = _SELECT + " WHERE c.id = ANY($1::uuid[])"
 
 
 def _typed_dict(name: str, fields: dict[str, Any]) -> Any:
@@ -82,12 +85,7 @@ _HEAD_JSON = TypeAdapter(_typed_dict("ClusterHead", _annotations(ClusterOut, HEA
 _TAIL_JSON = TypeAdapter(_typed_dict("ClusterTail", _annotations(ClusterOut, TAIL_FIELDS)))
 _NODES_JSON = TypeAdapter(list[_NODE_DICT])  # type: ignore[valid-type]
 _FLOAT_JSON = TypeAdapter(float)
-_PAGE_JSON = TypeAdapter(_typed_dict("ClusterPageDict", {
-    "items": list[_typed_dict("ClusterDict", {  # type: ignore[misc]
-        **_annotations(ClusterOut), "nodes": list[_NODE_DICT],  # type: ignore[valid-type]
-    })],
-    **_annotations(ClusterPage, ["next"]),
-}))
+_NEXT_JSON = TypeAdapter(ClusterPage.model_fields["next"].annotation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +117,10 @@ class EncodedCluster:
     head: bytes  # b'{"id":...,"ssh_public_key":"..."' (ClusterOut's fields before nodes)
     nodes: bytes  # b'[{"index":0,...},...]'
     tail: bytes  # b'"created_at":...,"terminated_at":...}' (the fields after the prices)
+    status: str  # the cluster's status as read
     digest: str  # of head, nodes and tail: the state an ETag names (app/api/etags.py)
     bills: bool  # a node bills now: the response's cost moves with the clock
+    body: bytes | None  # the whole response when nothing bills (its prices hold still)
 
 
 def row_of(record: Any) -> ClusterRow:
@@ -139,18 +139,23 @@ def encode(row: ClusterRow) -> EncodedCluster:
     head = _HEAD_JSON.dump_json({f: cols[CLUSTER_COLUMNS[f]] for f in HEAD_FIELDS})[:-1]
     nodes = _NODES_JSON.dump_json([node_view(n) for n in row.nodes])
     tail = _TAIL_JSON.dump_json({f: cols[CLUSTER_COLUMNS[f]] for f in TAIL_FIELDS})[1:]
-    return encoded(row.team_id, row.id, billing_of(row.nodes), head, nodes, tail)
+    return encoded(row.team_id, row.id, billing_of(row.nodes), head, nodes, tail,
+                   status=row.columns["status"])
 
 
 def encoded(team_id: uuid.UUID, cluster_id: uuid.UUID, billing: tuple[Billing, ...],
-            head: bytes, nodes: bytes, tail: bytes) -> EncodedCluster:
-    """An `EncodedCluster` of these parts, with what its ETag needs worked out once."""
+            head: bytes, nodes: bytes, tail: bytes, *, status: str) -> EncodedCluster:
+    """An `EncodedCluster` of these parts, with what its ETag needs worked out once, and
+    the whole body when nothing bills: a cost that does not grow is the same at any time
+    (finished clusters, most of a history page)."""
     digest = hashlib.blake2b(head, digest_size=12)
     digest.update(nodes)
     digest.update(tail)
+    bills = any(is_billing(*node) for node in billing)
+    body = None if bills else _assemble(head, nodes, tail, prices(billing, utcnow()))
     return EncodedCluster(
         team_id=team_id, id=cluster_id, billing=billing, head=head, nodes=nodes, tail=tail,
-        digest=digest.hexdigest(), bills=any(is_billing(*node) for node in billing))
+        status=status, digest=digest.hexdigest(), bills=bills, body=body)
 
 
 async def read_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> EncodedCluster | None:
@@ -159,7 +164,16 @@ async def read_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Encod
     return None if record is None else encode(row_of(record))
 
 
-async def read_cluster_page(
+@dataclass(frozen=True, slots=True)
+class PageEntry:
+    """One cluster of a `GET /clusters` page as the page's query saw it."""
+
+    id: uuid.UUID
+    created_at: datetime
+    status: str
+
+
+async def read_page(
     conn: asyncpg.Connection,
     team_id: uuid.UUID,
     *,
@@ -167,41 +181,67 @@ async def read_cluster_page(
     name: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[ClusterRow]:
+) -> list[PageEntry]:
     """A team's clusters newest first (ties by id, descending), strictly after the cursor
-    `after` = (created_at, id) of the previous page's last cluster; at most `limit`."""
-    where, args = ["c.team_id = $1"], [team_id]
+    `after` = (created_at, id) of the previous page's last cluster; at most `limit`. Only
+    what the page's order and the read cache's check need: the clusters themselves come
+    from the cache or `read_clusters`."""
+    where, args = ["team_id = $1"], [team_id]
     if statuses:
-        args.append(list(statuses))
-        where.append(f"c.status = ANY(${len(args)}::varchar[])")
+        # Written into the statement, not passed as a parameter: with `ANY($2)` Postgres
+        # settles on a generic plan for the prepared statement after a few runs, one that
+        # walks the team's whole history in time order to find the few live clusters.
+        # With the values in the text each filter is planned for what it asks
+        # (ix_clusters_team_status_created). Only the status names are ever written.
+        unknown = set(statuses) - _STATUSES
+        if unknown:
+            raise ValueError(f"not a cluster status: {sorted(unknown)}")
+        listed = ", ".join(f"'{s}'" for s in sorted(set(statuses)))
+        where.append(f"status IN ({listed})")
     if name:
         args.append(name)
-        where.append(f"c.name = ${len(args)}")
+        where.append(f"name = ${len(args)}")
     if after is not None:
         args += [after[0], after[1]]
         ts, cid = f"${len(args) - 1}", f"${len(args)}"
-        where.append(f"(c.created_at < {ts} OR (c.created_at = {ts} AND c.id < {cid}))")
+        where.append(f"(created_at < {ts} OR (created_at = {ts} AND id < {cid}))")
     args.append(limit)
-    sql = (f"{_SELECT} WHERE {' AND '.join(where)} "
-           f"ORDER BY c.created_at DESC, c.id DESC LIMIT ${len(args)}")
-    return [row_of(r) for r in await conn.fetch(sql, *args)]
+    sql = (f"SELECT id, created_at, status FROM clusters WHERE {' AND '.join(where)} "
+           f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}")
+    return [PageEntry(*r) for r in await conn.fetch(sql, *args)]
+
+
+async def read_clusters(conn: asyncpg.Connection,
+                        ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EncodedCluster]:
+    """These clusters with their nodes, encoded, in one statement (one snapshot); a
+    cluster that no longer exists is missing from the answer."""
+    if not ids:
+        return {}
+    records = await conn.fetch(READ_MANY_SQL, list(ids))
+    return {c.id: c for c in (encode(row_of(r)) for r in records)}
+
+
+def _assemble(head: bytes, nodes: bytes, tail: bytes, priced: tuple[float, float]) -> bytes:
+    return b"".join((
+        head, b',"nodes":', nodes,
+        b',"hourly_rate":', _FLOAT_JSON.dump_json(priced[0]),
+        b',"accrued_cost":', _FLOAT_JSON.dump_json(priced[1]), b",", tail,
+    ))
 
 
 def cluster_json(cluster: EncodedCluster, now: datetime | None = None) -> bytes:
     """The body of `GET /clusters/{id}`: the bytes FastAPI writes for `to_out(...)`,
     priced now."""
-    hourly, accrued = prices(cluster.billing, now or utcnow())
-    return b"".join((
-        cluster.head, b',"nodes":', cluster.nodes,
-        b',"hourly_rate":', _FLOAT_JSON.dump_json(hourly),
-        b',"accrued_cost":', _FLOAT_JSON.dump_json(accrued), b",", cluster.tail,
-    ))
+    if cluster.body is not None:
+        return cluster.body
+    return _assemble(cluster.head, cluster.nodes, cluster.tail,
+                     prices(cluster.billing, now or utcnow()))
 
 
-def page_json(rows: list[ClusterRow], next_url: str | None, now: datetime | None = None) -> bytes:
-    """The body of `GET /clusters`: the bytes FastAPI writes for a ClusterPage, priced now
-    (one encoding pass for the page)."""
+def page_json(clusters: Sequence[EncodedCluster], next_url: str | None,
+              now: datetime | None = None) -> bytes:
+    """The body of `GET /clusters`: the bytes FastAPI writes for a ClusterPage of these
+    clusters, priced now."""
     now = now or utcnow()
-    return _PAGE_JSON.dump_json({
-        "items": [cluster_view(r.columns, r.nodes, now) for r in rows], "next": next_url,
-    })
+    return b"".join((b'{"items":[', b",".join(cluster_json(c, now) for c in clusters),
+                     b'],"next":', _NEXT_JSON.dump_json(next_url), b"}"))

@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import update
 
 from app.api.etags import BUCKET_S, cluster_etag, page_etag
-from app.api.readpath import EncodedCluster, encoded, page_json, row_of
+from app.api.readpath import EncodedCluster, encode, encoded, page_json, row_of
 from app.db.models import Node
 from tests.support.events import finish, make_cluster
 
@@ -102,7 +102,7 @@ def _encoded(billing: bool, **head) -> EncodedCluster:
     started = T0 - timedelta(hours=1)
     return encoded(uuid.uuid4(), uuid.uuid4(), ((0.69, started, None if billing else T0),),
                    json.dumps({"id": "x", **head}).encode()[:-1], b"[]",
-                   b'"terminated_at":null}')
+                   b'"terminated_at":null}', status="ready" if billing else "terminated")
 
 
 def test_a_billing_clusters_tag_moves_with_the_bucket_only() -> None:
@@ -120,21 +120,25 @@ def test_a_cluster_that_bills_nothing_keeps_its_tag() -> None:
 
 def test_a_pages_tag_ignores_the_ticking_cost_only() -> None:
     record = _record()
-    rows = [row_of(record)]
+    row = row_of(record)
+    page = [encode(row)]
     early, later = T0, T0 + timedelta(seconds=5)
-    body_early, body_later = page_json(rows, None, early), page_json(rows, None, later)
-    assert body_early != body_later  # the cost grew
-    assert page_etag(body_early, rows, early) == page_etag(body_later, rows, later)
-    renamed = [dataclasses.replace(rows[0], columns={**rows[0].columns, "name": "other"})]
-    assert page_etag(page_json(renamed, None, early), renamed, early) != \
-        page_etag(body_early, rows, early)
-    # An env value that looks like a cost is part of the state, not masked.
-    env = [dataclasses.replace(rows[0], columns={**rows[0].columns,
-                                                 "env": {"accrued_cost": "1"}})]
-    env2 = [dataclasses.replace(rows[0], columns={**rows[0].columns,
-                                                  "env": {"accrued_cost": "2"}})]
-    assert page_etag(page_json(env, None, early), env, early) != \
-        page_etag(page_json(env2, None, early), env2, early)
+    assert page_json(page, None, early) != page_json(page, None, later)  # the cost grew
+    assert page_etag(page, None, early) == page_etag(page, None, later)
+    assert page_etag(page, None, early) != page_etag(page, None, T0 + timedelta(seconds=BUCKET_S))
+
+    def changed(**columns) -> list[EncodedCluster]:
+        return [encode(dataclasses.replace(row, columns={**row.columns, **columns}))]
+
+    assert page_etag(changed(name="other"), None, early) != page_etag(page, None, early)
+    # An env value that looks like a cost is part of the state.
+    assert page_etag(changed(env={"accrued_cost": "1"}), None, early) != \
+        page_etag(changed(env={"accrued_cost": "2"}), None, early)
+    # Where the next page starts is part of the page; so are its clusters' order and number.
+    assert page_etag(page, "http://x/clusters?cursor=a", early) != page_etag(page, None, early)
+    other = changed(name="other")
+    assert page_etag(page + other, None, early) != page_etag(other + page, None, early)
+    assert page_etag(page + other, None, early) != page_etag(page, None, early)
 
 
 def _record() -> tuple:

@@ -88,17 +88,30 @@ async def test_bodies_are_the_models_bytes(db, engine) -> None:
         expected = to_out(cluster, now)
     async with driver_connection(engine) as conn:
         one = await readpath.read_cluster(conn, cid)
-        page = await readpath.read_cluster_page(conn, token.team_id, statuses=None, name=None,
+        entries = await readpath.read_page(conn, token.team_id, statuses=None, name=None,
                                            after=None, limit=10)
+        page = await readpath.read_clusters(conn, [e.id for e in entries])
     assert one is not None and one.team_id == token.team_id
     assert readpath.cluster_json(one, now) == expected.model_dump_json().encode()
     assert expected.nodes[0].ssh_command == "ssh root@203.0.113.7 -p 22022"
     assert expected.nodes[1].ssh_command is None  # terminated (and no address)
     assert expected.secret_names == ["A_TOKEN", "B"]
     next_url = "http://testserver/clusters?limit=1&cursor=abc"
-    assert readpath.page_json(page, next_url, now) == ClusterPage(
+    assert [(e.id, e.status) for e in entries] == [(cid, "pending")]
+    assert readpath.page_json(list(page.values()), next_url, now) == ClusterPage(
         items=[expected], next=next_url).model_dump_json().encode()
     assert readpath.page_json([], None, now) == b'{"items":[],"next":null}'
+
+    # Nothing bills any more: the body is encoded once, and is the models' bytes at any time.
+    await set_node(db, cid, terminated_at=now, status="terminated")
+    async with driver_connection(engine) as conn:
+        done = await readpath.read_cluster(conn, cid)
+    assert done is not None and not done.bills and done.body is not None
+    async with db() as session:
+        cluster = await session.scalar(select(Cluster).where(Cluster.id == cid))
+        for later in (now, now + timedelta(days=2)):
+            assert readpath.cluster_json(done, later) == \
+                to_out(cluster, later).model_dump_json().encode()
 
 
 async def test_a_worker_commit_reaches_a_warm_cache_promptly(db, served_with, dispatcher) -> None:
@@ -170,6 +183,9 @@ async def test_read_cache_off_with_zero(db, served_with) -> None:
     assert await public_ip(alpha, cid) is None
     await set_node(db, cid, public_ip="198.51.100.9")  # not announced
     assert await public_ip(alpha, cid) == "198.51.100.9"
+    await set_node(db, cid, public_ip="198.51.100.10")
+    listed = (await alpha.get("/clusters")).json()["items"]
+    assert listed[0]["nodes"][0]["public_ip"] == "198.51.100.10"
     assert len(app.state.read_cache) == 0 and app.state.read_cache.hits == 0
     await alpha.aclose()
 
@@ -187,17 +203,46 @@ async def test_max_age_bounds_a_missed_notification(db, served_with) -> None:
     await alpha.aclose()
 
 
-async def test_list_pages_are_read_in_one_statement_and_priced_now(db, served_with) -> None:
-    """The page comes from the database every time (no cache), priced at response time."""
+async def test_list_pages_share_the_read_cache_and_are_priced_now(db, served_with,
+                                                                  dispatcher) -> None:
+    """A page's order comes from the database every time, its clusters from the read cache
+    (the same entries as GET /clusters/{id}, under the same rules), priced at response
+    time; a cached entry whose status is not the one the page's query saw is read again."""
     served, app = await served_with(read_cache_s=LONG)
+    cache = app.state.read_cache
     alpha, team_id = await client_of(db, served, "alpha")
-    cid = await make_cluster(db, team_id, nodes=2)
-    await set_node(db, cid, hourly_rate=3600.0, started_at=utcnow() - timedelta(seconds=10))
-    first = (await alpha.get("/clusters")).json()["items"][0]
+    ids = [await make_cluster(db, team_id, nodes=2, name=f"c{i}") for i in range(3)]
+    await set_node(db, ids[0], hourly_rate=3600.0, started_at=utcnow() - timedelta(seconds=10))
+    first = (await alpha.get("/clusters")).json()["items"]
+    assert [c["name"] for c in first] == ["c2", "c1", "c0"] and len(cache) == 3
+    hits = cache.hits
     await asyncio.sleep(0.2)
-    second = (await alpha.get("/clusters")).json()["items"][0]
-    assert first["hourly_rate"] == second["hourly_rate"] == 3600.0
-    assert 10 <= first["accrued_cost"] < second["accrued_cost"] < 60  # $1 per second
+    second = (await alpha.get("/clusters")).json()["items"]
+    assert cache.hits == hits + 3
+    assert first[2]["hourly_rate"] == second[2]["hourly_rate"] == 3600.0
+    assert 10 <= first[2]["accrued_cost"] < second[2]["accrued_cost"] < 60  # $1 per second
+    # GET /clusters/{id} answers from the entry the page stored.
+    assert (await alpha.get(f"/clusters/{ids[1]}")).json() == second[1]
+    assert cache.hits == hits + 4
+
+    # An announced commit reaches the page promptly.
+    async with locked_cluster(db, ids[1], dispatcher) as tx:
+        tx.nodes[0].public_ip = "198.51.100.2"
+        tx.notice("address changed", node=tx.nodes[0])
+    started = time.monotonic()
+    while (await alpha.get("/clusters")).json()["items"][1]["nodes"][0]["public_ip"] is None:
+        assert time.monotonic() - started < 2.0, "the notification did not invalidate"
+        await asyncio.sleep(0.02)
+
+    # A status change nobody announced: the page's own query sees it, so a page filtered
+    # by status never shows a cluster with a status it excludes, and the entry is renewed.
+    async with db() as session, session.begin():
+        await session.execute(update(Cluster).where(Cluster.id == ids[2]).values(
+            status="bootstrapping"))
+    assert (await alpha.get(f"/clusters/{ids[2]}")).json()["status"] == "pending"  # cached
+    page = (await alpha.get("/clusters", params={"status": "bootstrapping"})).json()["items"]
+    assert [(c["id"], c["status"]) for c in page] == [(str(ids[2]), "bootstrapping")]
+    assert (await alpha.get(f"/clusters/{ids[2]}")).json()["status"] == "bootstrapping"
     await alpha.aclose()
 
 
@@ -340,3 +385,14 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
     assert [k for k in op if k != "description"][:5] == ["tags", "summary", "operationId",
                                                          "security", "parameters"]
     assert "401" in op["responses"] and "422" in op["responses"]
+
+
+async def test_a_page_filter_writes_only_cluster_statuses(engine) -> None:
+    """The status filter is written into the statement (a plan per filter), so only the
+    status names may reach it."""
+    async with driver_connection(engine) as conn:
+        with pytest.raises(ValueError, match="not a cluster status"):
+            await readpath.read_page(conn, uuid.uuid4(), statuses=["ready') OR (1=1"],
+                                     name=None, after=None, limit=5)
+        assert await readpath.read_page(conn, uuid.uuid4(), statuses=["ready", "pending"],
+                                        name=None, after=None, limit=5) == []
