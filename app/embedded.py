@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 log = logging.getLogger("hangar.embedded")
@@ -21,11 +22,17 @@ log = logging.getLogger("hangar.embedded")
 
 def start_postgres(data_dir: Path, database: str = "hangar") -> str:
     """Start (or attach to) an embedded PostgreSQL; returns a `postgresql://` URL."""
-    import pgserver  # heavy import, only when embedded
+    # pgserver narrates every attach at INFO ("a postgres server is already running", the
+    # pids it leaves), and platformdirs warns about XDG_RUNTIME_DIR: noise on the stderr
+    # of every `hangar keys` command. Its warnings still show.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver  # heavy import, only when embedded
 
-    pgdata = (data_dir / "postgres").resolve()
-    pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        pgdata = (data_dir / "postgres").resolve()
+        pgdata.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
