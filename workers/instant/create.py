@@ -24,7 +24,7 @@ from app.providers.base import (
     TransportError,
 )
 from app.services.state import ClusterTx
-from workers.bootstrap import SECRET_KEY_MISMATCH_MESSAGE, decrypted
+from workers.bootstrap_env import SECRET_KEY_MISMATCH_MESSAGE, decrypted
 from workers.context import Work
 from workers.create import pod_spec, retry_delay
 from workers.instant import LEAD, cluster_name
