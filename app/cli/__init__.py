@@ -1,7 +1,8 @@
 """The `hangar` command line.
 
-- server.py: run Hangar (`api`, `worker`, `migrate`, `dev`, `keys`, `teams`, `simulator`),
-  on typer.
+- server.py: run Hangar (`api`, `worker`, `migrate`, `dev`, `simulator`), and admin.py:
+  administer it (`keys`, `teams`), on typer; startup.py: what they do first (settings,
+  logging, the secret key, the database URL).
 - client.py: use it over HTTP through `hangar_client`, on argparse: clusters.py
   (`clusters …`), catalog.py (`gpu-types`, `network-volumes`), spend.py (`usage`, `team`),
   sharing common.py (connection, output, errors) and arguments.py (option values). Those
