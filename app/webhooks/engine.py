@@ -86,7 +86,8 @@ class Deliverer:
             return "deferred"
         owner = uuid.uuid4()
         async with driver_connection(self.engine) as conn:
-            row = await conn.fetchrow(sql.TAKE_LEASE, endpoint_id, owner, self.settings.webhook_lease_s)
+            row = await conn.fetchrow(sql.TAKE_LEASE, endpoint_id, owner,
+                                      self.settings.webhook_lease_s)
         if row is None:
             return "gone"  # deleted or disabled
         if row["lease_owner"] != owner:
