@@ -22,7 +22,7 @@ from app.providers.base import (
 )
 from app.services.state import ClusterTx
 from workers import leases
-from workers.bootstrap import SECRET_KEY_MISMATCH_MESSAGE, decrypted
+from workers.bootstrap_env import SECRET_KEY_MISMATCH_MESSAGE, decrypted
 from workers.context import Work
 
 log = logging.getLogger("hangar.worker.create")

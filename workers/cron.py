@@ -14,7 +14,7 @@ from app.domain.status import ClusterStatus, NodeStatus
 from app.providers.base import ProviderError
 from app.services.state import utcnow
 from workers.context import Work, work
-from workers.instant import sweep_clusters
+from workers.instant.sweep import sweep_clusters
 
 log = logging.getLogger("hangar.worker.cron")
 N = NodeStatus
@@ -93,7 +93,7 @@ async def sweep_orphans(ctx: dict[str, Any]) -> int:
 async def sweep(w: Work) -> int:
     """Terminate pods carrying Hangar's prefix that no live node owns, once they are older
     than the grace period (a create may be in flight for a node that has not recorded it);
-    and Instant Clusters likewise (workers/instant.py). Returns how many it removed."""
+    and Instant Clusters likewise (workers/instant/sweep.py). Returns how many it removed."""
     stop_at = time.monotonic() + SWEEP_BUDGET_S
     return await _sweep_pods(w, stop_at) + await sweep_clusters(w, stop_at)
 

@@ -12,10 +12,11 @@ from sqlalchemy import select
 from app.db.models import Node
 from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.services.state import ClusterGone
-from workers import instant, leases
+from workers import leases
 from workers.bootstrap import bootstrap_step
 from workers.context import work
 from workers.create import create_batch, create_step
+from workers.instant import steps as instant_steps
 from workers.poll import poll_starting as _poll_starting
 from workers.teardown import teardown_step
 
@@ -23,7 +24,7 @@ log = logging.getLogger("hangar.worker")
 N = NodeStatus
 BUSY_RETRY_S = 0.5
 MAX_INLINE_STEPS = 6
-# Statuses whose step differs for the nodes of an Instant Cluster (workers/instant.py).
+# Statuses whose step differs for the nodes of an Instant Cluster (workers/instant/).
 INSTANT_STEPS = (N.PENDING, N.CREATING, N.TERMINATING)
 
 
@@ -84,8 +85,8 @@ async def node_step(ctx: dict[str, Any], node_id: str) -> str:
 async def _step(w, cluster_id: uuid.UUID, node_id: uuid.UUID, status: str,
                 owner: uuid.UUID) -> bool:
     """The step for the node's status; True to go on at once."""
-    if status in INSTANT_STEPS and await instant.is_instant(w, cluster_id):
-        return await instant.step(w, cluster_id, node_id, status)  # one Instant Cluster
+    if status in INSTANT_STEPS and await instant_steps.is_instant(w, cluster_id):
+        return await instant_steps.step(w, cluster_id, node_id, status)  # one Instant Cluster
     if status == N.PENDING:  # with every other pending node of its cluster
         return await create_batch(w, cluster_id, node_id, owner)
     if status == N.CREATING:

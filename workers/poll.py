@@ -17,6 +17,7 @@ from app.domain.status import NodeStatus, Reason
 from app.providers.base import Pod, ProviderError
 from app.services.state import ClusterGone, ClusterTx, utcnow
 from workers.context import Work
+from workers.instant import NETWORK as INSTANT_NETWORK
 
 log = logging.getLogger("hangar.worker.poll")
 N = NodeStatus
@@ -34,8 +35,8 @@ def poll_delay(w: Work, oldest_age_s: float) -> float:
 
 async def poll_starting(w: Work) -> int:
     """Advance every `starting` node: independent pods from one pod list, Instant Clusters
-    from one read each (workers/instant.py). Returns how many are still starting."""
-    from workers import instant  # it imports this module's helpers
+    from one read each (workers/instant/poll.py). Returns how many are still starting."""
+    from workers.instant.poll import poll_clusters  # it imports this module's helpers
 
     started = time.time()
     async with w.autocommit() as session:
@@ -49,11 +50,11 @@ async def poll_starting(w: Work) -> int:
         ).all()
     if not rows:
         return 0
-    members = [r for r in rows if r.network == instant.NETWORK]
-    pods = [r for r in rows if r.network != instant.NETWORK]
+    members = [r for r in rows if r.network == INSTANT_NETWORK]
+    pods = [r for r in rows if r.network != INSTANT_NETWORK]
     still_starting, oldest = await _poll_pods(w, pods) if pods else (0, 0.0)
     if members:
-        more, older = await instant.poll_clusters(w, members)
+        more, older = await poll_clusters(w, members)
         still_starting, oldest = still_starting + more, max(oldest, older)
     if still_starting:
         await w.dispatcher.poll(poll_delay(w, oldest), since=started)

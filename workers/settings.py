@@ -9,7 +9,7 @@ from arq.connections import RedisSettings
 
 from app.metrics import timed_job
 from app.settings import Settings
-from app.webhooks.engine import RUN_BUDGET_S
+from app.webhooks.run import RUN_BUDGET_S
 from workers import webhooks
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep_orphans

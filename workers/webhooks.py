@@ -1,4 +1,4 @@
-"""Webhook jobs (app/webhooks/engine.py does the work): one endpoint's deliveries, and the
+"""Webhook jobs (app/webhooks/engine.py and run.py do the work): one endpoint's deliveries, and the
 sweep that wakes endpoints whose wake-up Redis lost. Started and stopped with the worker:
 the per-process HTTP client and the waker (app/webhooks/waker.py)."""
 
@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from app.settings import Settings
-from app.webhooks import engine
+from app.webhooks import cron, engine
 from app.webhooks.waker import Waker
 
 
@@ -24,12 +24,12 @@ async def deliver_webhooks(ctx: dict[str, Any], endpoint_id: str) -> str:
 async def sweep_webhooks(ctx: dict[str, Any]) -> int:
     """Cron: wake endpoints with due deliveries and no job on them."""
     d = deliverer(ctx)
-    return await engine.sweep(d.engine, d.redis, d.names)
+    return await cron.sweep(d.engine, d.redis, d.names)
 
 
 async def prune_webhooks(ctx: dict[str, Any]) -> tuple[int, int]:
     """Cron: drop finished clusters' cursors and old attempts."""
-    return await engine.prune(deliverer(ctx).engine)
+    return await cron.prune(deliverer(ctx).engine)
 
 
 async def startup(ctx: dict[str, Any], settings: Settings) -> None:

@@ -1,196 +1,31 @@
-"""`hangar clusters …`, `hangar gpu-types`, `hangar network-volumes` (and, from spend.py,
-`hangar usage` and `hangar team`): the API over HTTP, through `hangar_client`.
-
-HANGAR_URL (default http://127.0.0.1:8000) and HANGAR_TOKEN say where and as whom.
-Results (and `--json`: the API's JSON, one document a line) go to standard output;
-progress and errors to standard error. Exit codes: 0 success (or ready), 1 failed
-(the reason is printed), 2 usage error (a missing token included).
-
-These commands start fast (a person types them, scripts loop over them): they load
-nothing of the server, parse their arguments with argparse (typer builds a pydantic
-validator per parameter), and import httpx and rich only when they use them.
-"""
+"""`hangar clusters …` (create, ls, get, watch, rm, ttl, ssh): a team's clusters over HTTP
+through `hangar_client`, with live progress and bootstrap output while waiting."""
 
 from __future__ import annotations
 
 import argparse
-import functools
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from app.cli.arguments import (
+    as_json,
+    duration,
+    key_values,
+    positive_money,
+    positive_seconds,
+    public_keys,
+)
+from app.cli.common import connect, err, explained, fail, failure, load_client, out, print_json
 
 if TYPE_CHECKING:
     from hangar_client import Cluster, HangarClient
 
-# `hangar <these>` are parsed here (usage and team in spend.py).
-COMMANDS = ("clusters", "gpu-types", "network-volumes", "usage", "team")
-DEFAULT_URL = "http://127.0.0.1:8000"
 WAIT_TIMEOUT_S = 3600.0
 DELETE_TIMEOUT_S = 600.0
 CLUSTERS_HELP = ("Create, follow, list, delete and log into clusters through the API at "
                  "HANGAR_URL with HANGAR_TOKEN.")
-GPU_TYPES_HELP = "The GPU catalog: per-GPU hourly prices and availability."
-NETWORK_VOLUMES_HELP = ("Network volumes a cluster can mount (clusters create "
-                        "--network-volume ID).")
-
-
-class Exit(Exception):
-    def __init__(self, code: int, message: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def fail(message: str, code: int = 1) -> Exit:
-    return Exit(code, message)
-
-
-def err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def out(text: str) -> None:
-    print(text, flush=True)
-
-
-def print_json(document: Any) -> None:
-    import json
-
-    # Compact, one document a line, as the API writes it.
-    out(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
-
-
-# --- the client ----------------------------------------------------------------------------
-
-
-def load_client() -> Any:
-    # httpx imports its own command line (click, rich, pygments: ~90 ms) whenever they are
-    # installed, which they are beside Hangar; nothing here uses it.
-    sys.modules.setdefault("httpx._main", type(sys)("httpx._main"))
-    import hangar_client
-
-    return hangar_client
-
-
-def connect() -> HangarClient:
-    token = os.environ.get("HANGAR_TOKEN", "").strip()
-    if not token:
-        raise fail("HANGAR_TOKEN is not set: create a token with `hangar keys create --team "
-                   "<team>` and `export HANGAR_TOKEN=<token>`", 2)
-    url = os.environ.get("HANGAR_URL", "").strip() or DEFAULT_URL
-    try:
-        return load_client().HangarClient(url, token)
-    except ValueError as exc:
-        raise fail(f"HANGAR_URL: {exc}", 2) from None
-
-
-def explained(run: Callable[[argparse.Namespace], int | None]) -> Callable[..., int | None]:
-    """The client's exceptions as a message on standard error and exit code 1."""
-
-    @functools.wraps(run)
-    def command(args: argparse.Namespace) -> int | None:
-        hc = load_client()
-        try:
-            return run(args)
-        except hc.ClusterFailed as exc:
-            raise fail(failure(exc.cluster)) from None
-        except hc.WaitTimeout as exc:
-            raise fail(str(exc)) from None
-        except hc.ApiError as exc:
-            # With field errors the detail is their summary: list them instead.
-            lines = [f"{exc.title if exc.errors else exc.detail} ({exc.status} {exc.code})"]
-            lines += [f"  {e.field}: {e.message}" for e in exc.errors]
-            if exc.candidates and not all(c in exc.detail for c in exc.candidates):
-                lines.append("  candidates: " + ", ".join(exc.candidates[:30]))
-            raise fail("\n".join(lines)) from None
-        except hc.Unreachable as exc:
-            url = os.environ.get("HANGAR_URL") or DEFAULT_URL
-            raise fail(f"cannot reach Hangar at {url} (HANGAR_URL): {exc}") from None
-        except hc.HangarError as exc:
-            raise fail(str(exc)) from None
-
-    return command
-
-
-def failure(cluster: Cluster) -> str:
-    return (f"cluster {cluster.name} ({cluster.id}) is {cluster.status}: "
-            f"{cluster.reason or 'no reason given'}"
-            + (f": {cluster.message}" if cluster.message else ""))
-
-
-def key_values(pairs: Sequence[str], option: str) -> dict[str, str]:
-    """`NAME=VALUE` pairs; a bare `NAME` takes the value of the environment variable NAME
-    (so a secret need not appear on a command line or in shell history)."""
-    values: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not name:
-            raise fail(f"{option} {pair!r}: expected NAME=VALUE or NAME", 2)
-        if not sep:
-            if name not in os.environ:
-                raise fail(f"{option} {name}: no value given, and no environment variable "
-                           f"{name} to take it from", 2)
-            value = os.environ[name]
-        values[name] = value
-    return values
-
-
-def public_keys(values: Sequence[str]) -> list[str]:
-    """`--ssh-key` values: a public key line, or a file of them (`~/.ssh/id_ed25519.pub`)."""
-    keys: list[str] = []
-    for value in values:
-        if value.startswith(("ssh-", "ecdsa-", "sk-")):
-            keys.append(value.strip())
-            continue
-        try:
-            text = Path(value).expanduser().read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise fail(f"--ssh-key {value!r} is neither a public key line nor a file of them "
-                       f"({exc})", 2) from None
-        if "PRIVATE KEY" in text:
-            raise fail(f"--ssh-key {value}: that is a private key; pass the public one "
-                       f"({value}.pub)", 2)
-        lines = [ln.strip() for ln in text.splitlines()
-                 if ln.strip() and not ln.lstrip().startswith("#")]
-        if not lines:
-            raise fail(f"--ssh-key {value}: the file holds no key", 2)
-        keys += lines
-    return keys
-
-
-# --- commands ------------------------------------------------------------------------------
-
-
-def duration(value: str) -> int | None:
-    """`SECONDS`, or with a unit (`90m`, `2h`, `1d`); `none` for no TTL."""
-    text = value.strip().lower()
-    if text == "none":
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    scale = units.get(text[-1:], 0)
-    number = text[:-1] if scale else text
-    if not number.isdigit() or int(number) < 1:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a number of seconds (3600, or 90m, 2h, 1d) or 'none'")
-    return int(number) * (scale or 1)
-
-
-def positive_seconds(value: str) -> int:
-    seconds = duration(value)
-    if seconds is None:
-        raise argparse.ArgumentTypeError("a TTL at create is a number of seconds (3600, 2h)")
-    return seconds
-
-
-def positive_money(value: str) -> float:
-    try:
-        amount = float(value)
-    except ValueError:
-        amount = float("nan")
-    if not 0 < amount < float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive amount of USD per hour")
-    return amount
 
 
 @explained
@@ -381,47 +216,8 @@ def ssh(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
-@explained
-def gpu_types(args: argparse.Namespace) -> int:
-    with connect() as hangar:
-        types = hangar.gpu_types(name=args.name)
-    if args.json:
-        print_json([g.raw for g in types])
-        return 0
-    from app.cli.text import columns, money
-
-    out(columns(("ID", "NAME", "MEMORY", "SECURE $/H", "COMMUNITY $/H", "AVAILABILITY"), [
-        [g.id, g.display_name, f"{g.memory_gb} GB" if g.memory_gb else "-",
-         money(g.price_secure), money(g.price_community), g.availability or "-"]
-        for g in types
-    ]))
-    return 0
-
-
-@explained
-def network_volumes(args: argparse.Namespace) -> int:
-    with connect() as hangar:
-        volumes = hangar.list_network_volumes()
-    if args.json:
-        print_json([v.raw for v in volumes])
-        return 0
-    from app.cli.text import columns
-
-    out(columns(("ID", "NAME", "SIZE", "DATA CENTER", "TYPE"), [
-        [v.id, v.name, f"{v.size_gb} GB" if v.size_gb is not None else "-",
-         v.data_center_id or "-", v.type or "-"]
-        for v in volumes
-    ]))
-    return 0
-
-
-# --- arguments -----------------------------------------------------------------------------
-
-
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="hangar", description=__doc__.split("\n\n")[1],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(commands: Any) -> None:
+    """`clusters` and its commands on the top-level parser of the client commands."""
     clusters = commands.add_parser("clusters", help=CLUSTERS_HELP, description=CLUSTERS_HELP)
     actions = clusters.add_subparsers(dest="action", required=True, metavar="COMMAND")
 
@@ -429,9 +225,6 @@ def parser() -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=summary, description=summary)
         p.set_defaults(run=run)
         return p
-
-    def as_json(p: argparse.ArgumentParser, what: str = "Print the API's JSON.") -> None:
-        p.add_argument("--json", action="store_true", help=what)
 
     p = command("create", create, "Ask for a cluster; prints its id (or its JSON).")
     p.add_argument("--name", required=True, help="1-63 characters of a-z, 0-9 and -.")
@@ -500,41 +293,3 @@ def parser() -> argparse.ArgumentParser:
                    help="Your private key (else ssh's default keys and agent).")
     p.set_defaults(command=())
     p.usage = "hangar clusters ssh [-h] [--node NODE] [-i FILE] ID [-- COMMAND...]"
-
-    p = commands.add_parser("gpu-types", help=GPU_TYPES_HELP, description=GPU_TYPES_HELP)
-    p.set_defaults(run=gpu_types)
-    p.add_argument("--name", help="Only types whose id or name contains this (e.g. 4090).")
-    as_json(p)
-
-    p = commands.add_parser("network-volumes", help=NETWORK_VOLUMES_HELP,
-                            description=NETWORK_VOLUMES_HELP)
-    p.set_defaults(run=network_volumes)
-    as_json(p)
-
-    from app.cli import spend
-
-    spend.add_commands(commands)
-    return top
-
-
-def main(argv: Sequence[str]) -> int:
-    """Run `hangar <argv>` for argv starting with one of COMMANDS; the exit code."""
-    argv = list(argv)
-    remote: list[str] = []
-    if "--" in argv:  # `ssh ID -- COMMAND...`: the rest is the remote command, verbatim
-        cut = argv.index("--")
-        argv, remote = argv[:cut], argv[cut + 1:]
-    args = parser().parse_args(argv)
-    if remote:
-        if args.run is not ssh:
-            err("error: only `hangar clusters ssh ID -- COMMAND` takes arguments after --")
-            return 2
-        args.command = remote
-    try:
-        return args.run(args) or 0
-    except Exit as exc:
-        if exc.message:
-            err(f"error: {exc.message}")
-        return exc.code
-    except KeyboardInterrupt:
-        return 130

@@ -1,8 +1,8 @@
-"""The server's commands: api, worker, migrate, dev, keys, simulator."""
+"""The server's commands: api, worker, migrate, dev, simulator (and keys and teams, from
+admin.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -11,48 +11,14 @@ import time
 
 import typer
 
+from app.cli.admin import keys, teams
+from app.cli.startup import database_url, load_settings, require_secret_key
+
 cli = typer.Typer()
-keys = typer.Typer(help="Manage API tokens and the encryption of stored secrets.",
-                   no_args_is_help=True)
 cli.add_typer(keys, name="keys")
-teams = typer.Typer(help="Manage teams and their limits.", no_args_is_help=True)
 cli.add_typer(teams, name="teams")
 
 SIM_KEY = "sim-key"
-
-
-def _settings():
-    from app.logging_setup import configure_logging
-    from app.settings import get_settings
-
-    settings = get_settings()
-    secrets = [s.get_secret_value() for s in (settings.runpod_api_key, settings.secret_key)
-               if s is not None]
-    if settings.secret_key_old is not None:
-        from app.domain.crypto import parse_old_keys
-
-        secrets += parse_old_keys(settings.secret_key_old.get_secret_value())
-    configure_logging(settings.log_level, settings.log_json, secrets=secrets)
-    return settings
-
-
-def _require_secret_key(settings) -> None:
-    """`hangar api` and `hangar worker` store and read encrypted secrets: no key, no start."""
-    if not settings.has_secret_key:
-        from app.settings import MISSING_SECRET_KEY
-
-        typer.echo(f"error: {MISSING_SECRET_KEY}", err=True)
-        raise typer.Exit(2)
-
-
-def _database_url() -> str:
-    """DATABASE_URL, or the embedded server under HANGAR_DATA_DIR (started or attached)."""
-    settings = _settings()
-    if settings.database_url:
-        return settings.database_url
-    from app.embedded import start_postgres
-
-    return start_postgres(settings.data_dir)
 
 
 @cli.command()
@@ -66,8 +32,8 @@ def api(
 
     from app.api.server import uvicorn_bounds
 
-    settings = _settings()
-    _require_secret_key(settings)
+    settings = load_settings()
+    require_secret_key(settings)
     uvicorn.run(
         "app.api.app:create_app",
         factory=True,
@@ -87,8 +53,8 @@ def api(
 @cli.command()
 def worker() -> None:
     """Run an arq worker: provisioning jobs and the reconciler cron."""
-    settings = _settings()
-    _require_secret_key(settings)
+    settings = load_settings()
+    require_secret_key(settings)
     from workers.runner import HangarWorker
     from workers.settings import worker_options
 
@@ -100,163 +66,9 @@ def migrate() -> None:
     """Apply database migrations (alembic upgrade head)."""
     from app.db.migrate import upgrade_head
 
-    upgrade_head(_database_url())
+    upgrade_head(database_url())
     typer.echo("database is at head")
 
-
-@keys.command("create")
-def keys_create(
-    team: str = typer.Option(..., "--team", help="Team name; created if needed."),
-) -> None:
-    """Create an API token for a team. The token is printed once, alone on the last line."""
-    import asyncio
-
-    from app.db.session import make_engine, make_sessionmaker
-    from app.services.teams import create_token
-
-    async def run() -> str:
-        engine = make_engine(_database_url(), pool_size=1)
-        try:
-            async with make_sessionmaker(engine)() as session:
-                token, plaintext = await create_token(session, team)
-                typer.echo(
-                    f"Created token {token.prefix}… for team {team!r}. It is shown only once:"
-                )
-                return plaintext
-        finally:
-            await engine.dispose()
-
-    typer.echo(asyncio.run(run()))
-
-
-def _limit(value: str | None, kind: type) -> tuple[bool, float | int | None]:
-    """(given, value) of a limit option: unset, "default" (back to the setting) or a number."""
-    if value is None:
-        return False, None
-    if value.strip().lower() in ("default", "none", "null"):
-        return True, None
-    try:
-        number = kind(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a number (or 'default')") from None
-    if number < 0:
-        raise typer.BadParameter(f"{value!r} is negative")
-    return True, number
-
-
-@teams.command("set-limits")
-def teams_set_limits(
-    team: str = typer.Option(..., "--team", help="Team name; created if needed."),
-    max_live_clusters: str = typer.Option(None, help="A number, or 'default'."),
-    max_live_nodes: str = typer.Option(None, help="A number, or 'default'."),
-    max_hourly_spend: str = typer.Option(None, help="USD per hour, or 'default'."),
-    monthly_budget: str = typer.Option(
-        None, help="USD per UTC month (creates are refused once it is spent; running "
-        "clusters are not stopped), or 'default' (HANGAR_TEAM_MONTHLY_BUDGET)."),
-) -> None:
-    """Set a team's own limits (the rest keep theirs). 'default' clears an override."""
-    from sqlalchemy import update
-
-    from app.db.models import Team
-    from app.db.session import make_engine, make_sessionmaker
-    from app.services.limits import effective_limits
-    from app.services.teams import get_or_create_team
-
-    changes = {}
-    for name, value, kind in (("max_live_clusters", max_live_clusters, int),
-                              ("max_live_nodes", max_live_nodes, int),
-                              ("max_hourly_spend", max_hourly_spend, float),
-                              ("monthly_budget", monthly_budget, float)):
-        given, number = _limit(value, kind)
-        if given:
-            changes[name] = number
-    settings = _settings()
-
-    async def run() -> dict:
-        engine = make_engine(_database_url(), pool_size=1)
-        try:
-            async with make_sessionmaker(engine)() as session, session.begin():
-                row = await get_or_create_team(session, team)
-                if changes:
-                    await session.execute(update(Team).where(Team.id == row.id).values(**changes))
-                    await session.refresh(row)
-                return effective_limits(row, settings)
-        finally:
-            await engine.dispose()
-
-    limits = asyncio.run(run())
-    for name, limit in limits.items():
-        shown = "none" if limit.value is None else f"{limit.value:g}"
-        typer.echo(f"{name} {shown} ({limit.source})")
-
-
-@keys.command("revoke")
-def keys_revoke(
-    token: str = typer.Argument(..., help="The token, or its displayed prefix."),
-) -> None:
-    """Revoke an API token, and tell the running API processes (through REDIS_URL) to drop
-    it from their token caches."""
-    import asyncio
-
-    from app.db.session import make_engine, make_sessionmaker
-    from app.services.teams import announce_revoked, revoke_tokens
-
-    settings = _settings()
-
-    async def run() -> tuple[int, str]:
-        engine = make_engine(_database_url(), pool_size=1)
-        try:
-            async with make_sessionmaker(engine)() as session:
-                hashes = await revoke_tokens(session, token)
-        finally:
-            await engine.dispose()
-        if not hashes:
-            return 0, ""
-        bound = (f"API processes may still accept it for up to {settings.auth_cache_s:g} s "
-                 "(HANGAR_AUTH_CACHE_SECONDS), until their token caches expire.")
-        if not settings.redis_url:
-            return len(hashes), f"REDIS_URL is not set, so it was not announced: {bound}"
-        try:
-            heard = await announce_revoked(settings.redis_url, settings.redis_names.tokens,
-                                           hashes)
-        except Exception as exc:  # Redis down or unreachable: the revocation still holds
-            return len(hashes), f"could not announce it on Redis ({exc}): {bound}"
-        return len(hashes), (f"announced to {heard} API process(es), which refuse it from "
-                             "now on.")
-
-    n, note = asyncio.run(run())
-    typer.echo(f"revoked {n} token(s)" + (f"; {note}" if note else ""))
-    if n == 0:
-        raise typer.Exit(1)
-
-
-@keys.command("rotate-secrets")
-def keys_rotate_secrets(
-    batch: int = typer.Option(200, min=1, help="Clusters re-encrypted per transaction."),
-) -> None:
-    """Re-encrypt every stored SSH private key and cluster secret with HANGAR_SECRET_KEY
-    (reading them with it or with HANGAR_SECRET_KEY_OLD). Run after setting the new key
-    everywhere (old one in HANGAR_SECRET_KEY_OLD); then HANGAR_SECRET_KEY_OLD can go."""
-    settings = _settings()
-    _require_secret_key(settings)
-    from app.db.session import make_engine, make_sessionmaker
-    from app.services.rotation import rotate_secrets
-
-    async def run():
-        engine = make_engine(_database_url(), pool_size=1)
-        try:
-            return await rotate_secrets(make_sessionmaker(engine), settings.keyring,
-                                        batch=batch)
-        finally:
-            await engine.dispose()
-
-    result = asyncio.run(run())
-    typer.echo(f"re-encrypted {result.rotated} cluster(s) with HANGAR_SECRET_KEY")
-    if result.failed:
-        shown = ", ".join(str(c) for c in result.failed[:20])
-        typer.echo(f"error: {len(result.failed)} cluster(s) could not be decrypted with "
-                   f"HANGAR_SECRET_KEY or HANGAR_SECRET_KEY_OLD: {shown}", err=True)
-        raise typer.Exit(1)
 
 
 @cli.command()
@@ -267,7 +79,7 @@ def simulator(
     start_delay: float = typer.Option(2.0, help="Seconds from create to RUNNING."),
 ) -> None:
     """Serve the RunPod v2 simulator alone (real HTTP, pods are real SSH servers)."""
-    _settings()
+    load_settings()
     from app.simulator import serve
 
     serve(host=host, port=port, api_key=api_key, start_delay=start_delay)
@@ -280,7 +92,7 @@ def dev(
     simulator_port: int = typer.Option(8765),
 ) -> None:
     """API + worker in one command; embedded Postgres/Redis and the simulator when unset."""
-    settings = _settings()
+    settings = load_settings()
     started = time.monotonic()
     from app.embedded import ensure_services
 

@@ -9,7 +9,7 @@ import sys
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from app.cli.clusters import connect, explained, out, print_json
+from app.cli.common import connect, explained, out, print_json
 from app.cli.text import columns, money, printable
 
 if TYPE_CHECKING:

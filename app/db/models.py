@@ -200,7 +200,7 @@ class Node(Base):
     output_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     output_lines: Mapped[int] = mapped_column(Integer, default=0)
     output_dropped: Mapped[int] = mapped_column(Integer, default=0)
-    # Output beyond the limits (workers/bootstrap.py): bytes skipped unread, and the drop
+    # Output beyond the limits (workers/bootstrap_output.py): bytes skipped unread, and the drop
     # counts as of the last `output_dropped` notice, which comes at most every 10 s.
     output_skipped_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     output_notice_at: Mapped[datetime | None]

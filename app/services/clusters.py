@@ -93,7 +93,7 @@ async def create_cluster(
                 tx.event("node.pending", {"status": "pending", "node": node.index})
                 # Due now: one job (node 0's) creates every pending node of the cluster
                 # (workers/create.py); the reconciler covers the others if it is lost. An
-                # Instant Cluster is node 0's alone (workers/instant.py): the others wait.
+                # Instant Cluster is node 0's alone (workers/instant/): the others wait.
                 lead = node.index == 0
                 tx.check_again(node, 0 if lead or req.network != "cluster" else None,
                                wake=lead)

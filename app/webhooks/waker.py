@@ -3,8 +3,8 @@
 Every commit that appends events is announced on `hangar:events` ("<cluster_id> <seq>",
 app/services/dispatch.py). The waker subscribes to it and wakes the endpoints that have a
 cursor on that cluster: a run of that endpoint in this process is poked, otherwise its job
-is enqueued (`engine.enqueue`, one per endpoint and tick). Redis only wakes: a message that
-never arrives delays a delivery until the sweep (`engine.sweep`, every few seconds) finds
+is enqueued (`schedule.enqueue`, one per endpoint and tick). Redis only wakes: a message that
+never arrives delays a delivery until the sweep (`cron.sweep`, every few seconds) finds
 the endpoint's pending events in the rows; nothing is lost.
 
 Costs nothing for clusters of teams without endpoints beyond one cached lookup per cluster
@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.session import driver_connection
 from app.redis_names import RedisNames
-from app.webhooks.engine import TICK_S, Deliverer
+from app.webhooks.engine import Deliverer
+from app.webhooks.schedule import TICK_S
 
 log = logging.getLogger("hangar.webhooks.waker")
 

@@ -348,4 +348,5 @@ async def test_the_new_commands_load_nothing_of_the_server(served, sim, token, d
              "pydantic", "typer", "click", "rich", "uvicorn", "structlog", "workers"}
     assert "hangar_client" in loaded and loaded & heavy == set()
     assert not {m for m in err.decode().split() if m.startswith("app.")} - {
-        "app.cli", "app.cli.clusters", "app.cli.spend", "app.cli.text"}
+        "app.cli", "app.cli.arguments", "app.cli.catalog", "app.cli.client", "app.cli.clusters",
+        "app.cli.common", "app.cli.spend", "app.cli.text"}

@@ -12,7 +12,7 @@
 
 from typing import TYPE_CHECKING
 
-from hangar_client._core import VERSION as __version__
+from hangar_client._calls import VERSION as __version__
 from hangar_client._sync import HangarClient
 from hangar_client.errors import (
     ApiError,

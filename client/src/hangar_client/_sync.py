@@ -9,12 +9,10 @@ from typing import Any, Unpack
 
 import httpx
 
-from hangar_client._core import (
-    DEFAULT_TIMEOUT,
-    STREAM_READ_TIMEOUT,
+from hangar_client._calls import DEFAULT_TIMEOUT, STREAM_READ_TIMEOUT, tls_verify
+from hangar_client._commands import (
     UNSET,
     Close,
-    Core,
     Emit,
     OnEvent,
     Open,
@@ -24,8 +22,8 @@ from hangar_client._core import (
     Sleep,
     Stream,
     Unset,
-    tls_verify,
 )
+from hangar_client._core import Core
 from hangar_client.models import (
     Cluster,
     ClusterSpec,
