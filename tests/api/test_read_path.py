@@ -13,13 +13,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
 from app.api import readpath
 from app.api.app import create_app
-from app.api.hub import EventHub
-from app.api.readcache import ClusterReadCache
 from app.db.models import Cluster, Node
 from app.db.session import driver_connection
 from app.schemas.clusters import ClusterPage, to_out
@@ -29,7 +26,7 @@ from app.services.state import locked_cluster, utcnow
 from app.services.teams import create_token
 from app.settings import Settings
 from tests.support.events import make_cluster
-from tests.support.stack import ServedApp, assert_problem, eventually, team_client
+from tests.support.stack import ServedApp, assert_problem, team_client
 
 LONG = 30.0  # a max age no test waits for: only an invalidation explains a prompt change
 
@@ -244,78 +241,6 @@ async def test_list_pages_share_the_read_cache_and_are_priced_now(db, served_wit
     assert [(c["id"], c["status"]) for c in page] == [(str(ids[2]), "bootstrapping")]
     assert (await alpha.get(f"/clusters/{ids[2]}")).json()["status"] == "bootstrapping"
     await alpha.aclose()
-
-
-# --- the cache's rules, against a real subscription ------------------------------------------
-
-
-@pytest.fixture
-async def hub(settings: Settings) -> AsyncIterator[EventHub]:
-    hub = EventHub(settings.redis_url, settings.redis_names.events)
-    await hub.start()
-    await eventually(lambda: hub.connected)
-    yield hub
-    await hub.stop()
-
-
-async def _row(db, engine, team_id: uuid.UUID) -> readpath.EncodedCluster:
-    cid = await make_cluster(db, team_id, nodes=1)
-    async with driver_connection(engine) as conn:
-        row = await readpath.read_cluster(conn, cid)
-    assert row is not None
-    return row
-
-
-async def test_a_read_that_raced_an_invalidation_is_not_stored(db, engine, hub) -> None:
-    async with db() as session:
-        token, _ = await create_token(session, "alpha")
-    row = await _row(db, engine, token.team_id)
-    cache = ClusterReadCache(hub, LONG)
-    ticket = cache.ticket(row.id)  # the read begins...
-    cache.on_message(f"{row.id} 7")  # ...a commit of that cluster is announced...
-    assert not cache.put(row.id, ticket, row)  # ...so what it read may be older
-    assert cache.get(row.id) is None
-    assert cache.put(row.id, cache.ticket(row.id), row) and cache.get(row.id) is row
-    cache.on_message(f"{uuid.uuid4()} 1")  # another cluster: kept
-    assert cache.get(row.id) is row
-    cache.on_message("not a cluster id")  # names none: may be about any, so all go
-    assert cache.get(row.id) is None
-
-
-async def test_entries_read_before_a_resubscription_are_not_used(db, engine, hub,
-                                                                 settings) -> None:
-    async with db() as session:
-        token, _ = await create_token(session, "alpha")
-    row = await _row(db, engine, token.team_id)
-    cache = ClusterReadCache(hub, LONG)
-    early = cache.ticket(row.id)
-    assert cache.put(row.id, cache.ticket(row.id), row)
-    epoch = hub.epoch
-    redis = aioredis.from_url(settings.redis_url)
-    try:
-        mine = [c for c in await redis.client_list() if c.get("name") == hub.client_name]
-        await redis.client_kill_filter(_id=mine[0]["id"])  # Redis drops the subscription
-        await eventually(lambda: not hub.connected or hub.epoch != epoch)
-        assert cache.get(row.id) is None  # down, or up again since the entry was read
-        await eventually(lambda: hub.connected and hub.epoch != epoch)
-    finally:
-        await redis.aclose()
-    assert not cache.put(row.id, early, row)  # begun under the old subscription
-    assert cache.put(row.id, cache.ticket(row.id), row) and cache.get(row.id) is row
-
-
-async def test_entries_expire_and_the_cache_is_bounded(db, engine, hub) -> None:
-    async with db() as session:
-        token, _ = await create_token(session, "alpha")
-    rows = [await _row(db, engine, token.team_id) for _ in range(3)]
-    cache = ClusterReadCache(hub, 0.2, max_entries=2)
-    for row in rows:
-        assert cache.put(row.id, cache.ticket(row.id), row)
-    assert len(cache) == 2 and cache.get(rows[0].id) is None  # the least recently used
-    assert cache.get(rows[2].id) is rows[2]
-    await asyncio.sleep(0.25)
-    assert cache.get(rows[2].id) is None  # older than the max age
-    assert ClusterReadCache(hub, 0).ticket(rows[0].id) is None  # off: nothing is stored
 
 
 # --- the lean route answers as FastAPI's handler does -------------------------------------------
