@@ -160,6 +160,11 @@ class SseClient:
         """One connection. True when the server ended the stream."""
         async with client.stream("GET", f"/clusters/{self.cluster_id}/events",
                                  headers=headers) as resp:
+            if resp.status_code == 204:
+                # A finished stream with nothing after Last-Event-ID: the server's "stop
+                # reconnecting" (DESIGN.md, the events route).
+                self.finished = True
+                return True
             if resp.status_code != 200:
                 self.errors[f"http_{resp.status_code}"] += 1
                 await asyncio.sleep(0.5)

@@ -32,7 +32,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     overdue = now - timedelta(seconds=w.settings.reconcile_grace_s)
     async with w.sessionmaker() as session:
         nodes = (await session.execute(
-            select(Node.id, Node.status)
+            select(Node.id, Node.status, Node.next_check_at, Node.lease_until)
             .where(Node.status.notin_([N.TERMINATED, N.READY]))
             .where(Node.next_check_at < overdue)
             .where(or_(Node.lease_until.is_(None), Node.lease_until < func.now()))
@@ -44,11 +44,11 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             ).limit(BATCH)
         )).all()
     poll = False
-    for node_id, status in nodes:
+    for node_id, status, due, lease_until in nodes:
         if status == N.STARTING:
             poll = True
         else:
-            await w.dispatcher.recover(node_id)
+            await w.dispatcher.recover(node_id, due, lease_until)
     if poll:
         await w.dispatcher.poll(0)
     for cluster_id, expires_at in expired:

@@ -92,6 +92,9 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         max_jobs=settings.worker_max_jobs,
         job_timeout=timeouts["node_step"],
         max_tries=3,
+        # Not even for a job arq fails itself (over its tries, or expired): a result kept
+        # would refuse its job id for an hour, and our ids are reused (app/services/dispatch.py).
+        keep_result=0,
         health_check_interval=10,
         poll_delay=0.05,
     )

@@ -63,12 +63,18 @@ class Dispatcher:
         if due is not None:
             await self.node(node_id, due - time.monotonic())
 
-    async def recover(self, node_id: uuid.UUID, delay: float = 0.0) -> None:
-        """The reconciler's job for an overdue node: one per node at a time (its id dedupes),
-        so a backlog that makes nodes look overdue does not pile up copies of their jobs."""
+    async def recover(self, node_id: uuid.UUID, due: datetime,
+                      lease_until: datetime | None) -> None:
+        """The reconciler's job for an overdue node, under an id of the node's deadline and
+        lapsed lease as the reconciler saw them: a backlog that keeps the node overdue does
+        not pile up copies of its job (same row, same id), and a job that a killed worker
+        left "in progress" (arq keeps it so for the longest job timeout plus 10 s) does not
+        hold the node back once its lease lapsed (the killed job took the lease: a new
+        `lease_until`, a new id)."""
         await _best_effort(self.redis.enqueue_job(
-            "node_step", str(node_id), _job_id=self.names.job_id("recover", node_id),
-            _defer_by=max(delay, 0) or None, _queue_name=self.names.queue))
+            "node_step", str(node_id),
+            _job_id=self.names.job_id("recover", node_id, _ms(due), _ms(lease_until)),
+            _queue_name=self.names.queue))
 
     async def catch_up(self, node_id: uuid.UUID, due: datetime, delay: float) -> None:
         """After an outage: the node's job at its deadline `due`, under an id of that node and
@@ -76,7 +82,7 @@ class Dispatcher:
         progress" by a worker killed meanwhile does not block it)."""
         await _best_effort(self.redis.enqueue_job(
             "node_step", str(node_id),
-            _job_id=self.names.job_id("catch-up", node_id, int(due.timestamp() * 1000)),
+            _job_id=self.names.job_id("catch-up", node_id, _ms(due)),
             _defer_by=max(delay, 0) or None, _queue_name=self.names.queue))
 
     async def poll(self, delay: float = 0.0, *, since: float | None = None) -> None:
@@ -102,7 +108,7 @@ class Dispatcher:
         a TTL changed back and forth does not pile up checks."""
         await _best_effort(self.redis.enqueue_job(
             "expire_cluster", str(cluster_id), _queue_name=self.names.queue,
-            _job_id=self.names.job_id("expire", cluster_id, int(at.timestamp() * 1000)),
+            _job_id=self.names.job_id("expire", cluster_id, _ms(at)),
             _defer_until=at))
 
     async def published(self, cluster_id: uuid.UUID, seq: int) -> None:
@@ -119,6 +125,10 @@ class Dispatcher:
             await self.poll(tx.wake_poll)
         if tx.expiry is not None:
             await self.expire(tx.cluster.id, tx.expiry)
+
+
+def _ms(at: datetime | None) -> int:
+    return 0 if at is None else int(at.timestamp() * 1000)
 
 
 async def _best_effort(call: Awaitable[Any]) -> bool:

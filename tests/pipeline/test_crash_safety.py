@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from arq.constants import in_progress_key_prefix, retry_key_prefix
+from sqlalchemy import func, select, update
 
 from app.db.models import Node
+from app.redis_names import forget_all
 from app.services import dispatch
-from tests.support.stack import WorkerProcesses, events, wait_for
+from tests.support.stack import RunningWorker, WorkerProcesses, events, wait_for
+from workers import leases
 from workers.context import shutdown, startup
 from workers.cron import reconcile, sweep
 from workers.jobs import expire_cluster, node_step, poll_starting
@@ -105,3 +110,43 @@ async def test_each_job_twice_in_a_row(hangar, sim, app_settings, db) -> None:
     finally:
         await shutdown(ctx)
         await redis.aclose()
+
+
+@pytest.mark.parametrize("leftover", ["in_progress", "over_tries"])
+async def test_reconciler_job_left_by_a_killed_worker(hangar, app_settings, db, leftover) -> None:
+    """Redis flushed, the reconciler re-enqueued a node, and the worker that took that job
+    was killed: its "in progress" marker stays for arq's in-progress timeout (the longest
+    job timeout plus 10 s, over 2 min here), or it was the job's third try and arq fails it.
+    Either way the node goes on within seconds, not minutes (or an hour of a kept result)."""
+    r = await hangar.post("/clusters", json={"name": "left", "gpu_type": "4090", "nodes": 1})
+    cid = uuid.UUID(r.json()["id"])
+    names = app_settings.redis_names
+    await forget_all(app_settings.redis_url, names)  # the create's own wake-up is gone
+    dispatcher = await dispatch.connect(app_settings.redis_url, names)
+    ctx: dict = {"redis": dispatcher.redis}
+    await startup(ctx, app_settings)
+    try:
+        async with db() as session, session.begin():
+            node_id = await session.scalar(select(Node.id).where(Node.cluster_id == cid))
+            await session.execute(update(Node).where(Node.id == node_id).values(
+                next_check_at=func.now() - timedelta(seconds=10)))
+        await reconcile(ctx)
+        queued = [j.decode() for j in await dispatcher.redis.zrange(names.queue, 0, -1)]
+        assert len(queued) == 1 and ":recover:" in queued[0], queued
+        job_id = queued[0]
+        if leftover == "in_progress":  # arq's mark of a started job, and the lease it took
+            await dispatcher.redis.psetex(in_progress_key_prefix + job_id, 130_000, b"1")
+            assert await leases.acquire(ctx["work"].autocommit, node_id, uuid.uuid4(), 1.0)
+            await asyncio.sleep(1.1)
+        else:  # started three times already (arq counts tries in this key)
+            await dispatcher.redis.set(retry_key_prefix + job_id, 3)
+    finally:
+        await shutdown(ctx)
+        await dispatcher.redis.aclose()
+    worker = RunningWorker(app_settings)
+    await worker.start()
+    try:
+        body = await wait_for(hangar, str(cid), {"ready", "failed"}, timeout=30)
+        assert body["status"] == "ready", body
+    finally:
+        await worker.stop()
