@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 
@@ -78,14 +79,25 @@ async def test_create_then_provisioning_starting_running(client: httpx.AsyncClie
 
 
 async def test_transitions_follow_the_clock(sim: Simulator, client: httpx.AsyncClient) -> None:
-    sim.configure(provision_delay=0.2, start_delay=0.2)
+    """PROVISIONING, then STARTING after provision_delay, then RUNNING after start_delay more.
+    Each status is checked against the time since the create was sent, measured after its
+    read came back: a lower bound that holds however slow the machine is."""
+    sim.configure(provision_delay=0.3, start_delay=0.5)
+    sent = time.monotonic()
     pod = await create(client, our_body())
-    await asyncio.sleep(0.1)
-    assert (await client.get(f"/pods/{pod['id']}")).json()["status"] == "PROVISIONING"
-    await asyncio.sleep(0.2)
-    assert (await client.get(f"/pods/{pod['id']}")).json()["status"] == "STARTING"
-    await asyncio.sleep(0.2)
-    assert (await client.get(f"/pods/{pod['id']}")).json()["status"] == "RUNNING"
+    assert pod["status"] == "PROVISIONING"
+    seen: list[tuple[float, str]] = []
+    while not seen or seen[-1][1] != "RUNNING":
+        status = (await client.get(f"/pods/{pod['id']}")).json()["status"]
+        seen.append((time.monotonic() - sent, status))
+        assert seen[-1][0] < 10, seen
+        await asyncio.sleep(0.02)
+    order = ["PROVISIONING", "STARTING", "RUNNING"]
+    statuses = [s for _, s in seen]
+    assert statuses == sorted(statuses, key=order.index), seen
+    assert "STARTING" in statuses, seen
+    assert all(t >= 0.3 for t, s in seen if s == "STARTING"), seen
+    assert all(t >= 0.8 for t, s in seen if s == "RUNNING"), seen
 
 
 async def test_zero_delays_run_on_first_read(sim: Simulator, client: httpx.AsyncClient) -> None:
