@@ -1,5 +1,5 @@
 """Errors a caller can act on, raised by services; the API maps each class to an HTTP
-status once (`app/api/errors.py`), so nothing below the API knows about HTTP.
+status once (in the API package's `errors.py`), so nothing below the API knows about HTTP.
 
 `code` is machine-readable and stable; `detail` says what to change; `extra` carries the
 fields a caller may act on (`limit`, `candidates`, `hourly_rate`, ...); `retry_after` is
