@@ -15,6 +15,7 @@ from app.providers.base import ProviderError
 from app.services.state import utcnow
 from workers.context import Work, work
 from workers.instant.sweep import sweep_clusters
+from workers.orphans import remove_orphans
 
 log = logging.getLogger("hangar.worker.cron")
 N = NodeStatus
@@ -113,21 +114,5 @@ async def _sweep_pods(w: Work, stop_at: float) -> int:
         )).all()
     owned_ids = {r.pod_id for r in owned if r.pod_id}
     owned_names = {r.pod_name for r in owned if r.pod_name}
-    now = utcnow()
-    grace = timedelta(seconds=w.settings.orphan_grace_s)
-    swept = 0
-    for pod in pods:
-        if pod.is_gone or pod.id in owned_ids or pod.name in owned_names:
-            continue
-        if pod.created_at is not None and now - pod.created_at < grace:
-            continue
-        if time.monotonic() > stop_at:
-            log.warning("orphan sweep out of time; the next sweep goes on")
-            break
-        try:
-            await w.provider.terminate_pod(pod.id)
-            swept += 1
-            log.warning("terminated orphan pod %s (%s)", pod.id, pod.name)
-        except ProviderError as exc:
-            log.warning("could not terminate orphan pod %s: %s", pod.id, exc.message)
-    return swept
+    return await remove_orphans(w, [p for p in pods if not p.is_gone], owned_ids, owned_names,
+                                w.provider.terminate_pod, "pod", "terminated", stop_at)

@@ -5,15 +5,13 @@ pods)."""
 from __future__ import annotations
 
 import logging
-import time
-from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.db.models import Cluster as ClusterRow
 from app.providers.base import ProviderError
-from app.services.state import utcnow
 from workers.context import Work
+from workers.orphans import remove_orphans
 
 log = logging.getLogger("hangar.worker.instant")
 
@@ -37,22 +35,5 @@ async def sweep_clusters(w: Work, stop_at: float) -> int:
         )).all()
     owned_ids = {r.provider_cluster_id for r in owned if r.provider_cluster_id}
     owned_names = {r.provider_cluster_name for r in owned}
-    now = utcnow()
-    grace = timedelta(seconds=w.settings.orphan_grace_s)
-    swept = 0
-    for cluster in found:
-        if cluster.id in owned_ids or cluster.name in owned_names:
-            continue
-        if cluster.created_at is not None and now - cluster.created_at < grace:
-            continue
-        if time.monotonic() > stop_at:
-            log.warning("orphan sweep out of time; the next sweep goes on")
-            break
-        try:
-            await w.provider.delete_cluster(cluster.id)
-            swept += 1
-            log.warning("deleted orphan Instant Cluster %s (%s)", cluster.id, cluster.name)
-        except ProviderError as exc:
-            log.warning("could not delete orphan Instant Cluster %s: %s", cluster.id,
-                        exc.message)
-    return swept
+    return await remove_orphans(w, found, owned_ids, owned_names, w.provider.delete_cluster,
+                                "Instant Cluster", "deleted", stop_at)
