@@ -15,6 +15,7 @@ from app.providers.base import ProviderError
 from app.services.state import utcnow
 from workers.context import Work, work
 from workers.instant.sweep import sweep_clusters
+from workers.jobs import expire
 from workers.orphans import remove_orphans
 
 log = logging.getLogger("hangar.worker.cron")
@@ -53,7 +54,12 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     if poll:
         await w.dispatcher.poll(0)
     for cluster_id, expires_at in expired:
-        await w.dispatcher.expire(cluster_id, expires_at)
+        if expires_at < overdue:
+            # Its job should have run by now: lost, or held "in progress" by a killed
+            # worker for arq's in-progress timeout (minutes). Expire it here.
+            await expire(w, cluster_id)
+        else:
+            await w.dispatcher.expire(cluster_id, expires_at)
     if nodes or expired:
         log.info("reconciler re-enqueued %d nodes, %d expiries", len(nodes), len(expired))
     return {"nodes": len(nodes), "expired": len(expired)}

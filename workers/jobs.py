@@ -14,7 +14,7 @@ from app.domain.status import ClusterStatus, NodeStatus, Reason
 from app.services.state import ClusterGone
 from workers import leases
 from workers.bootstrap import bootstrap_step
-from workers.context import work
+from workers.context import Work, work
 from workers.create import create_batch, create_step
 from workers.instant import steps as instant_steps
 from workers.poll import poll_starting as _poll_starting
@@ -107,9 +107,14 @@ async def poll_starting(ctx: dict[str, Any]) -> int:
 
 async def expire_cluster(ctx: dict[str, Any], cluster_id: str) -> str:
     """TTL: tear a ready cluster down once its time is up."""
-    w = work(ctx)
+    return await expire(work(ctx), uuid.UUID(cluster_id))
+
+
+async def expire(w: Work, cluster_id: uuid.UUID) -> str:
+    """The expiry check itself: the job's, and the reconciler's for an expiry overdue by
+    `HANGAR_RECONCILE_GRACE` (its job lost, or left "in progress" by a killed worker)."""
     try:
-        async with w.locked(uuid.UUID(cluster_id)) as tx:
+        async with w.locked(cluster_id) as tx:
             c = tx.cluster
             if c.status != ClusterStatus.READY or c.expires_at is None:
                 return "not ready"

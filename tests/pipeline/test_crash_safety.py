@@ -11,7 +11,7 @@ import pytest
 from arq.constants import in_progress_key_prefix, retry_key_prefix
 from sqlalchemy import func, select, update
 
-from app.db.models import Node
+from app.db.models import Cluster, Node
 from app.redis_names import forget_all
 from app.services import dispatch
 from tests.support.stack import RunningWorker, WorkerProcesses, events, wait_for
@@ -150,3 +150,27 @@ async def test_reconciler_job_left_by_a_killed_worker(hangar, app_settings, db, 
         assert body["status"] == "ready", body
     finally:
         await worker.stop()
+
+
+async def test_expiry_left_in_progress_by_a_killed_worker(hangar, worker, app_settings,
+                                                          db) -> None:
+    """A ready cluster's TTL is up, and the job that should expire it was taken by a worker
+    that was killed: arq holds it "in progress" for minutes. The reconciler expires the
+    cluster once it is overdue by HANGAR_RECONCILE_GRACE (2 s here)."""
+    r = await hangar.post("/clusters", json={"name": "ttl", "gpu_type": "4090", "nodes": 1,
+                                             "ttl_seconds": 3600})
+    cid = r.json()["id"]
+    assert (await wait_for(hangar, cid, {"ready", "failed"}))["status"] == "ready"
+    async with db() as session, session.begin():
+        expires_at = await session.scalar(
+            update(Cluster).where(Cluster.id == uuid.UUID(cid))
+            .values(expires_at=func.now() - timedelta(seconds=1))
+            .returning(Cluster.expires_at))
+    job_id = app_settings.redis_names.job_id("expire", cid, int(expires_at.timestamp() * 1000))
+    dispatcher = await dispatch.connect(app_settings.redis_url, app_settings.redis_names)
+    try:  # arq's mark of a started job: the killed worker's
+        await dispatcher.redis.psetex(in_progress_key_prefix + job_id, 130_000, b"1")
+    finally:
+        await dispatcher.redis.aclose()
+    body = await wait_for(hangar, cid, {"terminating", "terminated"}, timeout=15)
+    assert body["reason"] == "ttl_expired", body
