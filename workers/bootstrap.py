@@ -24,7 +24,6 @@ from app.ssh.bootstrap import (
     SSHError,
     SSHUnavailable,
 )
-from app.ssh.output import OutputLines
 from app.ssh.redact import SecretRedactor
 from app.ssh.script import render_script, render_secrets
 from workers.bootstrap_env import (
@@ -37,13 +36,14 @@ from workers.bootstrap_output import (
     FIRST_READ_INTERVAL,
     KEEP_BYTES,
     MAX_BACKLOG_BYTES,
-    MAX_LINE_CHARS,
     MAX_LINES_PER_NODE,
     MAX_LINES_PER_READ,
     READ_BYTES,
     pause,
     record,
+    resume,
     skip_backlog,
+    skip_to,
 )
 from workers.context import Work
 
@@ -142,41 +142,39 @@ async def _follow(
     scheduled at once). The first write also pins the host key (`pin`) when this connection
     trusted it. Secret values in the lines are replaced (`redactor`) before they are
     recorded. `capped`: the node has shown all the lines it may."""
-    lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS)
+    lines, progress = await resume(session, offset)
     interval = FIRST_READ_INTERVAL
     last_write = float("-inf")
     while True:
-        progress = await session.read(lines.read_offset, READ_BYTES)
         texts = redactor.lines(lines.feed(progress.data, final=progress.complete))
-        done, skipped = lines.offset, (0, 0)
+        skipped = (0, 0)
         if len(progress.data) >= READ_BYTES and not progress.complete:
-            # More is waiting than one read takes: beyond the limits, skip it.
-            over = capped or len(texts) > MAX_LINES_PER_READ
-            skip = await skip_backlog(session, done, keep=0 if capped else KEEP_BYTES,
-                               least=0 if over else MAX_BACKLOG_BYTES)
+            # More is waiting than one read takes: beyond the limits, skip it (inside a line
+            # too long to keep, the rest of it need not be read either).
+            over = capped or lines.mid_line or len(texts) > MAX_LINES_PER_READ
+            skip = await skip_backlog(session, lines.offset, keep=0 if capped else KEEP_BYTES,
+                                      least=0 if over else MAX_BACKLOG_BYTES)
             if skip is not None:
-                skipped = (skip[1], skip[0] - done)
-                done = skip[0]
-                lines = OutputLines(offset=done, max_chars=MAX_LINE_CHARS)
+                lines, skipped = skip_to(lines, skip)
+        done = lines.offset
         quiet = not texts and not progress.complete and done == offset
         if quiet and time.monotonic() - last_write < w.settings.reconcile_grace_s / 2:
             # Nothing to record: skip the transaction (we hold the node's lease, so no other
             # job can move it; the reconciler deadline is refreshed well before it is due).
             if time.monotonic() >= deadline:
                 return await _later(w, cluster_id, node_id, 0, None)
-            interval = await pause(progress.data, interval)
-            continue
-        last_write = time.monotonic()
-
-        # Shared with the other nodes of the cluster writing at the same moment.
-        stop, go_on, capped = await w.group.run(cluster_id, partial(
-            record, w, node_id, offset, done, texts, skipped, progress, pin))
-        if stop:
-            return go_on
-        offset = done
-        if time.monotonic() >= deadline:
-            return await _later(w, cluster_id, node_id, 0, None)
+        else:
+            last_write = time.monotonic()
+            # Shared with the other nodes of the cluster writing at the same moment.
+            stop, go_on, capped = await w.group.run(cluster_id, partial(
+                record, w, node_id, offset, done, texts, skipped, progress, pin))
+            if stop:
+                return go_on
+            offset = done
+            if time.monotonic() >= deadline:
+                return await _later(w, cluster_id, node_id, 0, None)
         interval = await pause(progress.data, interval)
+        progress = await session.read(lines.read_offset, READ_BYTES)
 
 
 

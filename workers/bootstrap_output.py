@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import NamedTuple
 
 from app.db.models import Node
 from app.domain.status import NodeStatus, Reason
 from app.services.state import ClusterTx
 from app.ssh.bootstrap import REMOTE_DIR, BootstrapSession, Progress
+from app.ssh.output import OutputLines
 from workers.context import Work
 
 N = NodeStatus
@@ -38,7 +40,8 @@ FIRST_READ_INTERVAL = 0.05
 # One round trip, run on the pod over the whole backlog (no byte of it is sent): the log's
 # size; unless more than max(keep, least) bytes wait after `off`, nothing; else the offset
 # just past the first newline in the last `keep` bytes (the newest lines, from a line
-# start; the end of the log when there is none), and the newlines from `off` to it.
+# start; the end of the log when there is none), the newlines from `off` to it, and 1 if
+# that offset is a line start (the byte before it is a newline), else 0.
 _SKIP_COMMAND = r"""f=@LOG@; off=@OFF@; keep=@KEEP@; least=@LEAST@
 [ -f "$f" ] || { echo "$off 0"; exit 0; }
 size=$(wc -c < "$f")
@@ -47,23 +50,54 @@ if [ "$left" -le "$keep" ] || [ "$left" -le "$least" ]; then echo "$off 0"; exit
 target=$((size - keep))
 adv=$(tail -c +$((target + 1)) "$f" | head -c "$keep" | head -n 1 | wc -c)
 new=$((target + adv))
-echo "$new $(tail -c +$((off + 1)) "$f" | head -c $((new - off)) | wc -l)"
+echo "$new $(tail -c +$((off + 1)) "$f" | head -c $((new - off)) | wc -l)" \
+  "$(tail -c +$new "$f" | head -c 1 | wc -l)"
 """
 
 
+class Skipped(NamedTuple):
+    offset: int  # where reading goes on
+    lines: int  # newlines skipped over
+    line_start: bool  # `offset` starts a line (else it is inside one, to be read unseen)
+
+
 async def skip_backlog(session: BootstrapSession, offset: int, *, keep: int,
-                least: int) -> tuple[int, int] | None:
-    """Skip the log from `offset` (a line start) to the newest `keep` bytes, if more than
-    `least` bytes wait. Returns (the new offset, lines skipped), or None (nothing skipped)."""
+                       least: int) -> Skipped | None:
+    """Skip the log from `offset` to the newest `keep` bytes, if more than `least` bytes
+    wait. Returns where reading goes on, or None (nothing skipped)."""
     command = (_SKIP_COMMAND.replace("@LOG@", f'"{REMOTE_DIR}/output.log"')
                .replace("@OFF@", str(offset)).replace("@KEEP@", str(keep))
                .replace("@LEAST@", str(least)))
     status, out = await session.run(command)
     try:
-        new, count = (int(x) for x in out.split())
+        new, count, line_start = (int(x) for x in out.split())
     except ValueError:
         return None
-    return (new, count) if status == 0 and new > offset else None
+    if status != 0 or new <= offset:
+        return None
+    return Skipped(new, count, line_start == 1)
+
+
+def skip_to(lines: OutputLines, skip: Skipped) -> tuple[OutputLines, tuple[int, int]]:
+    """Reading goes on where `skip` landed: the new line splitter and (lines dropped, bytes
+    skipped). A line counts as dropped once: one whose start was skipped (the skip lands
+    inside it) counts; the newline ending the line `lines` was inside (its start was shown,
+    or counted when an earlier skip landed in it) does not."""
+    dropped = skip.lines + (0 if skip.line_start else 1) - (1 if lines.mid_line else 0)
+    after = OutputLines(offset=skip.offset, max_chars=MAX_LINE_CHARS,
+                        mid_line=not skip.line_start)
+    return after, (dropped, skip.offset - lines.offset)
+
+
+async def resume(session: BootstrapSession, offset: int) -> tuple[OutputLines, Progress]:
+    """A step's first read, from `offset` and the byte before it, which says whether `offset`
+    is inside a line too long to keep (a newline before it: no). Same round trip."""
+    if offset == 0:
+        return OutputLines(max_chars=MAX_LINE_CHARS), await session.read(0, READ_BYTES)
+    p = await session.read(offset - 1, READ_BYTES + 1)
+    lines = OutputLines(offset=offset, max_chars=MAX_LINE_CHARS,
+                        mid_line=p.data[:1] not in (b"\n", b""))
+    return lines, Progress(p.data[1:], p.next_offset, p.exit_code, p.complete)
 
 
 def record(

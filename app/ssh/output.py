@@ -25,8 +25,12 @@ class OutputLines:
     (NUL, DEL, C0 and C1) replaced by U+FFFD, and is cut to ``max_chars`` characters plus
     :data:`TRUNCATED_MARKER`. So whatever the bytes, a line is text that JSON, Postgres
     (which refuses NUL) and a terminal take as it is. A line longer than
-    ``max_line_bytes`` bytes without a newline is split every ``max_line_bytes`` bytes (so the
-    buffer stays bounded; the split points depend only on the stream, not on chunking).
+    ``max_line_bytes`` bytes is returned once, as its first ``max_line_bytes`` bytes cut to
+    ``max_chars`` plus the marker, as soon as those bytes are in; the rest of it, up to its
+    newline, is consumed without being returned (so the buffer stays bounded, and a 50 MB
+    line is one line whatever the chunking). ``mid_line=True`` starts inside such a line:
+    what comes before the next newline is consumed unseen (:attr:`mid_line` says whether an
+    instance is there now; the byte before :attr:`offset` not being a newline says so too).
 
     Offsets, and resuming after a restart:
 
@@ -52,15 +56,22 @@ class OutputLines:
     """
 
     def __init__(
-        self, offset: int = 0, *, max_chars: int = 1000, max_line_bytes: int = 65536
+        self, offset: int = 0, *, max_chars: int = 1000, max_line_bytes: int = 65536,
+        mid_line: bool = False,
     ) -> None:
         if offset < 0 or max_chars < 1 or max_line_bytes < 1:
             raise ValueError("offset must be >= 0, max_chars and max_line_bytes >= 1")
         self._start = offset
         self._offset = offset
         self._pending = bytearray()
+        self._mid_line = mid_line
         self.max_chars = max_chars
         self.max_line_bytes = max_line_bytes
+
+    @property
+    def mid_line(self) -> bool:
+        """Inside a line too long to keep: the rest of it, to its newline, is not returned."""
+        return self._mid_line
 
     @property
     def offset(self) -> int:
@@ -86,13 +97,19 @@ class OutputLines:
         pos = 0
         limit = self.max_line_bytes
         while pos < len(buf):
+            if self._mid_line:
+                newline = buf.find(b"\n", pos)
+                pos = len(buf) if newline == -1 else newline + 1
+                self._mid_line = newline == -1
+                continue
             newline = buf.find(b"\n", pos, pos + limit + 1)
             if newline != -1:
                 lines.append(self._text(buf[pos:newline]))
                 pos = newline + 1
             elif len(buf) - pos > limit:
-                lines.append(self._text(buf[pos : pos + limit]))
+                lines.append(self._text(buf[pos : pos + limit], cut=True))
                 pos += limit
+                self._mid_line = True
             elif final:
                 lines.append(self._text(buf[pos:]))
                 pos = len(buf)
@@ -102,7 +119,7 @@ class OutputLines:
         self._offset += pos
         return lines
 
-    def _text(self, raw: bytes | bytearray) -> str:
+    def _text(self, raw: bytes | bytearray, *, cut: bool = False) -> str:
         text = bytes(raw).decode("utf-8", errors="replace")
         if text.endswith("\r"):
             text = text[:-1]
@@ -112,6 +129,6 @@ class OutputLines:
         if "\x1b" in text:
             text = _ESCAPE.sub("", text)
         text = _CONTROL.sub(REPLACEMENT, text)
-        if len(text) > self.max_chars:
+        if cut or len(text) > self.max_chars:
             text = text[: self.max_chars] + TRUNCATED_MARKER
         return text

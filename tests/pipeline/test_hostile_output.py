@@ -90,3 +90,18 @@ async def test_fifty_megabytes_are_skipped_not_read(hangar, worker, sim, caplog)
 
     assert canary not in caplog.text
     assert "Traceback" not in caplog.text
+
+
+async def test_a_long_line_printed_slowly_is_one_line(hangar, worker) -> None:
+    """1.5 MB without a newline, 50 KB every 0.2 s: reads keep pace with it (no backlog to
+    skip) and it crosses a step boundary (3 s here), yet it is shown as one cut line."""
+    setup = "\n".join([
+        "for i in $(seq 1 30); do head -c 50000 /dev/zero | tr '\\000' x; sleep 0.2; done",
+        "echo; echo end",
+    ])
+    cid = await create(hangar, setup=setup)
+    body = await wait_for(hangar, cid, {"ready", "failed"}, timeout=40)
+    assert body["status"] == "ready", body
+    lines = [e["data"]["line"] for e in await events(hangar, cid) if e["type"] == "node.output"]
+    # The line's start is shown unless a read fell so far behind that it was skipped.
+    assert lines in (["x" * 1000 + "… [truncated]", "end"], ["end"]), lines[:3]

@@ -50,17 +50,27 @@ def test_long_lines_are_truncated():
     assert OutputLines().feed(b"y" * 1001 + b"\n") == ["y" * 1000 + TRUNCATED_MARKER]
 
 
-def test_huge_line_without_newline_is_split_deterministically():
-    stream = b"z" * 250 + b"\nend\n"
+def test_huge_line_is_one_line_whatever_the_chunking():
+    stream = b"z" * 250 + b"\nend\n" + b"w" * 100 + b"\n"
     whole = OutputLines(max_line_bytes=100, max_chars=1000)
     expected = whole.feed(stream)
-    assert expected == ["z" * 100, "z" * 100, "z" * 50, "end"]
-    chunked = OutputLines(max_line_bytes=100, max_chars=1000)
-    got = []
-    for i in range(0, len(stream), 7):
-        got += chunked.feed(stream[i : i + 7])
-        assert chunked.read_offset - chunked.offset <= 100  # bounded buffer
-    assert got == expected and chunked.offset == len(stream)
+    assert expected == ["z" * 100 + TRUNCATED_MARKER, "end", "w" * 100]
+    for step in (1, 7, 100, 101):
+        chunked = OutputLines(max_line_bytes=100, max_chars=1000)
+        got = []
+        for i in range(0, len(stream), step):
+            got += chunked.feed(stream[i : i + step])
+            assert chunked.read_offset - chunked.offset <= 100  # bounded buffer
+        assert got == expected and chunked.offset == len(stream)
+
+
+def test_starting_inside_a_long_line_skips_to_its_end():
+    lines = OutputLines(offset=500, mid_line=True, max_line_bytes=100)
+    assert lines.feed(b"z" * 300) == [] and lines.mid_line and lines.offset == 800
+    assert lines.feed(b"zz\nnext\n") == ["next"] and not lines.mid_line
+    assert lines.offset == 800 + len(b"zz\nnext\n")
+    tail = OutputLines(mid_line=True)
+    assert tail.feed(b"rest of it", final=True) == [] and tail.offset == len(b"rest of it")
 
 
 def test_invalid_arguments():
