@@ -17,7 +17,17 @@ from app.cli.arguments import (
     positive_seconds,
     public_keys,
 )
-from app.cli.common import connect, err, explained, fail, failure, load_client, out, print_json
+from app.cli.common import (
+    connect,
+    err,
+    explain,
+    explained,
+    fail,
+    failure,
+    load_client,
+    out,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from hangar_client import Cluster, HangarClient
@@ -142,22 +152,57 @@ def get(args: argparse.Namespace) -> int:
 
 @explained
 def remove(args: argparse.Namespace) -> int:
+    """Every DELETE first (several clusters tear down together), then, with --wait, each
+    followed until its pods are gone. One that cannot be deleted is reported and the others
+    go on; the exit code is then 1."""
+    hc = load_client()
+    if len(args.ids) == 1:  # its errors as any command's (explained)
+        return _remove_one(args, args.ids[0])
+    code, results = 0, []
     with connect() as hangar:
-        if args.wait:
-            from app.cli.progress import Progress
+        deleted = []
+        for cid in args.ids:
+            try:
+                deleted.append(hangar.delete_cluster(cid))
+            except hc.HangarError as exc:
+                err(f"error: {cid}: {explain(exc)}")
+                code = 1
+        for cluster in deleted:
+            try:
+                results.append(_wait_gone(hangar, args, cluster) if args.wait else cluster)
+            except hc.HangarError as exc:
+                err(f"error: {cluster.id}: {explain(exc)}")
+                code = 1
+    for cluster in results:
+        _show_removed(args, cluster)
+    return code
 
-            cluster = hangar.get_cluster(args.id)
-            with Progress(cluster, refresh=lambda: hangar.get_cluster(args.id)) as progress:
-                cluster = hangar.delete_cluster(args.id, wait=True, timeout=args.timeout,
-                                                on_event=progress.event)
-                progress.show(cluster)
-        else:
-            cluster = hangar.delete_cluster(args.id)
+
+def _remove_one(args: argparse.Namespace, cluster_id: str) -> int:
+    with connect() as hangar:
+        cluster = (_wait_gone(hangar, args, hangar.get_cluster(cluster_id)) if args.wait
+                   else hangar.delete_cluster(cluster_id))
+    _show_removed(args, cluster)
+    return 0
+
+
+def _wait_gone(hangar: HangarClient, args: argparse.Namespace, cluster: Cluster) -> Cluster:
+    """Delete the cluster (again: a no-op if it is going already) and follow it until every
+    pod is confirmed gone, with the live panel."""
+    from app.cli.progress import Progress
+
+    with Progress(cluster, refresh=lambda: hangar.get_cluster(cluster.id)) as progress:
+        cluster = hangar.delete_cluster(cluster.id, wait=True, timeout=args.timeout,
+                                        on_event=progress.event)
+        progress.show(cluster)
+    return cluster
+
+
+def _show_removed(args: argparse.Namespace, cluster: Cluster) -> None:
     if args.json:
         print_json(cluster.raw)
     else:
         out(f"cluster {cluster.name} ({cluster.id}) is {cluster.status}")
-    return 0
 
 
 @explained
@@ -270,8 +315,10 @@ def add_commands(commands: Any) -> None:
                 "ready (a cluster going away: until it is gone); exit 1 if it fails.")
     p.add_argument("id", metavar="ID")
 
-    p = command("rm", remove, "Tear a cluster down (deleting twice is fine).")
-    p.add_argument("id", metavar="ID")
+    p = command("rm", remove, "Tear clusters down (deleting twice is fine); with several, "
+                "every DELETE is sent first and one that fails does not stop the others "
+                "(exit 1).")
+    p.add_argument("ids", metavar="ID", nargs="+")
     p.add_argument("--wait", action="store_true",
                    help="Return once every pod is confirmed gone.")
     p.add_argument("--timeout", type=float, default=DELETE_TIMEOUT_S, metavar="SECONDS",

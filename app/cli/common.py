@@ -69,27 +69,30 @@ def explained(run: Callable[[argparse.Namespace], int | None]) -> Callable[..., 
 
     @functools.wraps(run)
     def command(args: argparse.Namespace) -> int | None:
-        hc = load_client()
         try:
             return run(args)
-        except hc.ClusterFailed as exc:
-            raise fail(failure(exc.cluster)) from None
-        except hc.WaitTimeout as exc:
-            raise fail(str(exc)) from None
-        except hc.ApiError as exc:
-            # With field errors the detail is their summary: list them instead.
-            lines = [f"{exc.title if exc.errors else exc.detail} ({exc.status} {exc.code})"]
-            lines += [f"  {e.field}: {e.message}" for e in exc.errors]
-            if exc.candidates and not all(c in exc.detail for c in exc.candidates):
-                lines.append("  candidates: " + ", ".join(exc.candidates[:30]))
-            raise fail("\n".join(lines)) from None
-        except hc.Unreachable as exc:
-            url = os.environ.get("HANGAR_URL") or DEFAULT_URL
-            raise fail(f"cannot reach Hangar at {url} (HANGAR_URL): {exc}") from None
-        except hc.HangarError as exc:
-            raise fail(str(exc)) from None
+        except load_client().HangarError as exc:
+            raise fail(explain(exc)) from None
 
     return command
+
+
+def explain(exc: Exception) -> str:
+    """What a person reads for one of the client's exceptions."""
+    hc = load_client()
+    if isinstance(exc, hc.ClusterFailed):
+        return failure(exc.cluster)
+    if isinstance(exc, hc.ApiError):
+        # With field errors the detail is their summary: list them instead.
+        lines = [f"{exc.title if exc.errors else exc.detail} ({exc.status} {exc.code})"]
+        lines += [f"  {e.field}: {e.message}" for e in exc.errors]
+        if exc.candidates and not all(c in exc.detail for c in exc.candidates):
+            lines.append("  candidates: " + ", ".join(exc.candidates[:30]))
+        return "\n".join(lines)
+    if isinstance(exc, hc.Unreachable):
+        url = os.environ.get("HANGAR_URL") or DEFAULT_URL
+        return f"cannot reach Hangar at {url} (HANGAR_URL): {exc}"
+    return str(exc)  # WaitTimeout and every other HangarError
 
 
 def failure(cluster: Cluster) -> str:

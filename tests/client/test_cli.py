@@ -262,3 +262,25 @@ async def test_ssh_onto_a_node_with_your_own_key(served, worker, sim, token, tmp
     failing = await hangar(env, "clusters", "ssh", cluster["id"], "-i", str(tmp_path / "id"),
                            "--", "exit", "3")
     assert failing.code == 3  # the remote command's status, as ssh gives it
+
+
+async def test_rm_tears_several_clusters_down_together(served, worker, sim, token) -> None:
+    """Every DELETE goes first; an id that cannot be deleted is reported, the others go on,
+    and the exit code says something failed."""
+    env = cli_env(served.url, token)
+    ids = []
+    for name in ("rm-a", "rm-b"):
+        run = await hangar(env, "clusters", "create", "--name", name, "--gpu-type", GPU,
+                           "--setup", "/dev/null", "--wait", "--json")
+        assert run.code == 0, run.err
+        ids.append(run.documents[-1]["id"])
+    missing = "00000000-0000-4000-8000-000000000000"
+    run = await hangar(env, "clusters", "rm", ids[0], missing, ids[1], "--wait")
+    assert run.code == 1
+    assert f"error: {missing}: " in run.err and "404 not_found" in run.err
+    assert run.out.splitlines() == [f"cluster rm-a ({ids[0]}) is terminated",
+                                    f"cluster rm-b ({ids[1]}) is terminated"]
+    assert sim.alive_pods() == []
+
+    run = await hangar(env, "clusters", "rm", *ids, "--json")  # again: fine
+    assert run.code == 0 and [d["status"] for d in run.documents] == ["terminated"] * 2
