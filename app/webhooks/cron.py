@@ -27,9 +27,14 @@ WHERE e.disabled_at IS NULL AND (e.lease_until IS NULL OR e.lease_until < now())
           AND (w.next_attempt_at IS NULL OR w.next_attempt_at <= now())))
 LIMIT 1000
 """
+# A disabled endpoint's cursors go with their cluster whatever is left: enabling it again
+# starts from then on (app/webhooks/endpoints.py), so they would never be read.
 _PRUNE_CURSORS = """
 DELETE FROM webhook_cursors w USING clusters c
-WHERE c.id = w.cluster_id AND w.delivered_seq >= c.last_event_seq
+WHERE c.id = w.cluster_id
+  AND (w.delivered_seq >= c.last_event_seq OR EXISTS (
+        SELECT 1 FROM webhook_endpoints e WHERE e.id = w.endpoint_id
+          AND e.disabled_at IS NOT NULL))
   AND c.status IN ('terminated', 'failed')
   AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.cluster_id = c.id AND n.status <> 'terminated')
 """
@@ -51,7 +56,8 @@ async def sweep(engine: AsyncEngine, redis: ArqRedis, names: RedisNames) -> int:
 
 async def prune(engine: AsyncEngine) -> tuple[int, int]:
     """Drop cursors of finished clusters with nothing left to deliver (a finished cluster
-    gets no more events), and attempts older than ATTEMPTS_KEPT."""
+    gets no more events) or kept by a disabled endpoint, and attempts older than
+    ATTEMPTS_KEPT."""
     async with driver_connection(engine) as conn:
         cursors = await conn.execute(_PRUNE_CURSORS)
         attempts = await conn.execute(_PRUNE_ATTEMPTS, ATTEMPTS_KEPT.total_seconds())

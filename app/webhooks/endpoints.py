@@ -1,5 +1,6 @@
 """Webhook endpoints of a team: create (URL checked, secret shown once), list, read,
-delete, their recent delivery attempts, and the test ping. Raises domain errors
+enable again after they were disabled, delete, their recent delivery attempts, and the
+test ping. Raises domain errors
 (app/domain/errors.py), which the API maps to HTTP once."""
 
 from __future__ import annotations
@@ -113,6 +114,42 @@ async def delete_endpoint(sessionmaker: async_sessionmaker[AsyncSession], team_i
             .returning(WebhookEndpoint.id))
         if result.first() is None:
             raise not_found()
+
+
+# Enabled again from now on: every cursor moves to its cluster's newest event, retries
+# forgotten. (Cursors of clusters that finished meanwhile were pruned: app/webhooks/cron.py.)
+_CURSORS_FROM_NOW = text("""
+    UPDATE webhook_cursors w SET delivered_seq = c.last_event_seq, attempts = 0,
+        next_attempt_at = NULL
+    FROM clusters c
+    WHERE w.endpoint_id = :endpoint_id AND c.id = w.cluster_id
+""")
+
+
+async def enable_endpoint(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
+                          team_id: uuid.UUID, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+    """Enable a disabled endpoint again, keeping its id and secret. Deliveries start with
+    the events committed from now on: what happened while it was disabled is not sent
+    (`GET /clusters` has the state). Its URL is checked again (the policy or the name's
+    addresses may have changed): refused, an InvalidRequest. An enabled endpoint is left
+    as it is."""
+    endpoint = await get_endpoint(sessionmaker, team_id, endpoint_id)
+    if endpoint.disabled_at is None:
+        return endpoint
+    try:
+        await urls.check_url(endpoint.url, settings.webhook_allow_private)
+    except urls.RefusedUrl as exc:
+        raise InvalidRequest("webhook_url_refused", f"url refused: {exc}") from None
+    async with sessionmaker() as session, session.begin():
+        endpoint = await _owned(session, team_id, endpoint_id)
+        await session.refresh(endpoint, with_for_update=True)
+        if endpoint.disabled_at is None:  # enabled meanwhile
+            return endpoint
+        await session.execute(_CURSORS_FROM_NOW, {"endpoint_id": endpoint_id})
+        endpoint.disabled_at = endpoint.disabled_reason = endpoint.failing_since = None
+        endpoint.next_run_at = None
+    log.info("webhook %s enabled again", endpoint_id)
+    return endpoint
 
 
 async def list_attempts(sessionmaker: async_sessionmaker[AsyncSession], team_id: uuid.UUID,

@@ -295,7 +295,8 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
                        ("/webhooks", "post"), ("/webhooks", "get"),
                        ("/webhooks/{webhook_id}", "get"), ("/webhooks/{webhook_id}", "delete"),
                        ("/webhooks/{webhook_id}/deliveries", "get"),
-                       ("/webhooks/{webhook_id}/test", "post")}
+                       ("/webhooks/{webhook_id}/test", "post"),
+                       ("/webhooks/{webhook_id}/enable", "post")}
     # The event stream also takes a stream token (browsers' EventSource).
     assert doc["paths"]["/clusters/{cluster_id}/events"]["get"]["security"] == [
         {"HTTPBearer": []}, {"StreamToken": []}]
@@ -304,6 +305,7 @@ def test_the_openapi_document_declares_the_bearer_scheme() -> None:
                                   "/clusters/{cluster_id}/stream-tokens", "/gpu-types",
                                   "/network-volumes", "/team", "/usage", "/webhooks",
                                   "/webhooks/{webhook_id}",
+                                  "/webhooks/{webhook_id}/enable",
                                   "/webhooks/{webhook_id}/deliveries",
                                   "/webhooks/{webhook_id}/test"]
     op = doc["paths"]["/clusters/{cluster_id}"]["get"]

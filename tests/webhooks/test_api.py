@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import uuid
 
 import pytest
+from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from tests.support.events import append, make_cluster
@@ -72,6 +74,21 @@ async def test_private_allowed_by_the_setting(clients) -> None:
     assert hook["url"] == "http://127.0.0.1:9/hook"
 
 
+async def test_enabling_again_checks_the_url_again(clients, strict, db) -> None:
+    """Allowed when it was created; refused by the policy in force when it is enabled
+    again (it stays disabled)."""
+    hook = await create_webhook(clients["alpha"], "http://127.0.0.1:9/hook")
+    async with db() as session, session.begin():
+        await session.execute(text(
+            "UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = 'test' "
+            "WHERE id = :id"), {"id": uuid.UUID(hook["id"])})
+    r = await strict.post(f"/webhooks/{hook['id']}/enable")
+    assert "plain http is refused" in assert_problem(r, 422, "webhook_url_refused")["detail"]
+    assert (await strict.get(f"/webhooks/{hook['id']}")).json()["status"] == "disabled"
+    r = await clients["alpha"].post(f"/webhooks/{hook['id']}/enable")
+    assert r.status_code == 200 and r.json()["status"] == "enabled"
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"url": "https://x.example", "events": ["cluster.redy"]}, "events"),
     ({"url": "https://x.example", "events": ["nodes.*"]}, "events"),
@@ -100,7 +117,7 @@ async def test_another_teams_webhook_is_a_404(clients, receiver) -> None:
     hook = await create_webhook(alpha, receiver.url)
     path = f"/webhooks/{hook['id']}"
     for method, suffix in (("GET", ""), ("DELETE", ""), ("GET", "/deliveries"),
-                           ("POST", "/test")):
+                           ("POST", "/test"), ("POST", "/enable")):
         assert_problem(await beta.request(method, path + suffix), 404, "not_found")
     assert (await beta.get("/webhooks")).json()["items"] == []
     assert receiver.deliveries == [], "beta's test ping was not sent"

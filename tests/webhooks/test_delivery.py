@@ -202,5 +202,31 @@ async def test_disabled_after_failing_long_enough(clients, receiver, served, wh_
         await append(db, cid, 1, dispatcher)
         await asyncio.sleep(1.5)
         assert len(receiver.deliveries) == attempts, "nothing is sent to a disabled webhook"
+        after = await make_cluster(db, alpha.team_id)  # created while disabled: skipped too
+
+        # Enabled again, same id and secret, from then on: the events of its disabled time
+        # (and the given-up one) are not sent; the next ones are, in order.
+        assert (await clients["beta"].post(f"/webhooks/{hook['id']}/enable")).status_code == 404
+        receiver.default = 200
+        r = await alpha.post(f"/webhooks/{hook['id']}/enable")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["status"] == "enabled" and body["id"] == hook["id"]
+        assert body["disabled_at"] is None and body["disabled_reason"] is None
+        assert body["failing_since"] is None
+        assert (await status())["status"] == "enabled"
+        tried = {d.id for d in receiver.deliveries}
+        expected = [f"{cid}:{i}" for i in await append(db, cid, 2, dispatcher)]
+        expected += [f"{after}:{i}" for i in await append(db, after, 1, dispatcher)]
+        await wait_until(lambda: set(expected) <= set(receiver.ids()))
+        await asyncio.sleep(0.5)
+        new = [d for d in receiver.deliveries if d.id not in tried]
+        assert sorted(d.id for d in new) == sorted(expected)
+        assert [d.id for d in new if d.id.startswith(str(cid))] == expected[:2]  # in order
+        verifier = Webhook(hook["secret"])
+        for d in new:
+            verifier.verify(d.body, d.headers)
+        r = await alpha.post(f"/webhooks/{hook['id']}/enable")  # enabled: as it is
+        assert r.status_code == 200 and r.json()["status"] == "enabled"
     finally:
         await w.stop()

@@ -97,6 +97,22 @@ async def get_webhook(webhook_id: uuid.UUID, request: Request,
     return WebhookOut(**svc.to_out(endpoint))
 
 
+@router.post("/{webhook_id}/enable", response_model=WebhookOut, operation_id="enable_webhook",
+             summary="Enable a disabled webhook again (same id and secret)",
+             description="Deliveries start with the events committed from now on: what "
+             "happened while it was disabled is not sent (`GET /clusters` has the state). "
+             "The URL is checked again against the address policy (a 422 if it is refused "
+             "now). An enabled webhook is answered as it is.",
+             responses=problems(401, 404, 422, descriptions=NOT_FOUND))
+async def enable_webhook(webhook_id: uuid.UUID, request: Request,
+                         caller: CurrentCaller) -> WebhookOut:
+    state = request.app.state
+    endpoint = await svc.enable_endpoint(state.sessionmaker, state.settings, caller.team_id,
+                                         webhook_id)
+    await _announce(request, webhook_id)
+    return WebhookOut(**svc.to_out(endpoint))
+
+
 @router.delete("/{webhook_id}", status_code=204, operation_id="delete_webhook",
                summary="Delete a webhook (no further deliveries start)",
                responses=problems(401, 404, 422, descriptions=NOT_FOUND))
