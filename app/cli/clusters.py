@@ -169,7 +169,7 @@ def remove(args: argparse.Namespace) -> int:
                 code = 1
         for cluster in deleted:
             try:
-                results.append(_wait_gone(hangar, args, cluster) if args.wait else cluster)
+                results.append(_wait_gone(hangar, args, cluster.id) if args.wait else cluster)
             except hc.HangarError as exc:
                 err(f"error: {cluster.id}: {explain(exc)}")
                 code = 1
@@ -180,19 +180,20 @@ def remove(args: argparse.Namespace) -> int:
 
 def _remove_one(args: argparse.Namespace, cluster_id: str) -> int:
     with connect() as hangar:
-        cluster = (_wait_gone(hangar, args, hangar.get_cluster(cluster_id)) if args.wait
+        cluster = (_wait_gone(hangar, args, cluster_id) if args.wait
                    else hangar.delete_cluster(cluster_id))
     _show_removed(args, cluster)
     return 0
 
 
-def _wait_gone(hangar: HangarClient, args: argparse.Namespace, cluster: Cluster) -> Cluster:
+def _wait_gone(hangar: HangarClient, args: argparse.Namespace, cluster_id: str) -> Cluster:
     """Delete the cluster (again: a no-op if it is going already) and follow it until every
     pod is confirmed gone, with the live panel."""
     from app.cli.progress import Progress
 
-    with Progress(cluster, refresh=lambda: hangar.get_cluster(cluster.id)) as progress:
-        cluster = hangar.delete_cluster(cluster.id, wait=True, timeout=args.timeout,
+    cluster = hangar.get_cluster(cluster_id)
+    with Progress(cluster, refresh=lambda: hangar.get_cluster(cluster_id)) as progress:
+        cluster = hangar.delete_cluster(cluster_id, wait=True, timeout=args.timeout,
                                         on_event=progress.event)
         progress.show(cluster)
     return cluster

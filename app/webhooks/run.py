@@ -331,7 +331,7 @@ class EndpointRun:
             if failing_for < self.settings.webhook_disable_after_s:
                 return
             reason = (f"every attempt failed since {since.isoformat(timespec='seconds')} "
-                      f"({failing_for / 3600:.0f} h)")
+                      f"({_span(failing_for)})")
             disabled = await conn.fetchval(sql.DISABLE, self.id, reason)
         if disabled:
             metrics.DISABLED.inc()
@@ -339,3 +339,10 @@ class EndpointRun:
             if self.d.on_disabled is not None:
                 await self.d.on_disabled(self.id)
         self._lose()
+
+
+def _span(seconds: float) -> str:
+    """3 days read "72 h"; a short setting (tests, development) "3 s" or "5 min"."""
+    if seconds >= 7200:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"

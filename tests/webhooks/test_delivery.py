@@ -198,6 +198,7 @@ async def test_disabled_after_failing_long_enough(clients, receiver, served, wh_
         assert body["status"] == "disabled", body
         assert body["disabled_at"] and body["failing_since"]
         assert "failed since" in body["disabled_reason"]
+        assert body["disabled_reason"].endswith(" s)"), "1 s reads in seconds, not '0 h'"
         attempts = len(receiver.deliveries)
         await append(db, cid, 1, dispatcher)
         await asyncio.sleep(1.5)
