@@ -156,9 +156,14 @@ def _emit(tx: ClusterTx, node: Node, texts: list[str], skipped_lines: int = 0,
     nbytes = node.output_skipped_bytes - node.output_noticed_bytes
     last = node.output_notice_at
     if (lines or nbytes) and (last is None or (tx.now - last).total_seconds() >= NOTICE_EVERY_S):
-        unread = f", {nbytes} bytes of them skipped unread" if nbytes else ""
-        tx.notice(f"dropped {lines} output lines of node {node.index}{unread} (limits: "
-                  f"{MAX_LINES_PER_READ} lines per read, {MAX_LINES_PER_NODE} per node; "
+        unread = f"{nbytes} bytes skipped unread" if nbytes else ""
+        # Bytes alone: the rest of a line too long to keep (or a backlog ending in one).
+        what = (f"dropped {lines} output lines of node {node.index}"
+                + (f", {unread}" if unread else "")) if lines else (
+            f"node {node.index}'s output: {unread}, the rest of a line longer than "
+            f"{READ_BYTES // 1024} KiB")
+        tx.notice(f"{what} (limits: {MAX_LINES_PER_READ} lines per read, "
+                  f"{MAX_LINES_PER_NODE} per node, {MAX_LINE_CHARS} characters per line; "
                   f"at most one such notice per {NOTICE_EVERY_S:g} s)",
                   node=node, code="output_dropped", dropped=lines, skipped_bytes=nbytes)
         node.output_notice_at = tx.now
