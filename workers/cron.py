@@ -61,7 +61,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         else:
             await w.dispatcher.expire(cluster_id, expires_at)
     if nodes or expired:
-        log.info("reconciler re-enqueued %d nodes, %d expiries", len(nodes), len(expired))
+        log.info("reconciler: %d nodes re-enqueued, %d expiries re-enqueued or expired",
+                 len(nodes), len(expired))
     return {"nodes": len(nodes), "expired": len(expired)}
 
 
